@@ -1,0 +1,202 @@
+//! Building and running the HTTP server.
+//!
+//! [`Application::build`] connects and migrates the database, registers this instance, binds
+//! the listener (port 0 picks a free port; [`Application::port`] tells which) and assembles the
+//! route table. [`Application::run_until_stopped`] serves until SIGTERM or Ctrl-C, lets
+//! in-flight requests finish, then records the graceful stop.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use chrono::Utc;
+use utoipa::OpenApi;
+use utoipa_actix_web::UtoipaApp;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::{Authenticator, KeyError};
+use crate::config::{ConfigError, Settings};
+use crate::db::instances::{self, ServiceInstance};
+use crate::db::{Database, DbSetupError};
+use crate::http::extract::{self, BodyLimit};
+use crate::http::{Metrics, RouteTable, fallback, metrics, request_id};
+use crate::routes::{self, ApiDoc};
+
+/// Why the server could not start. Each renders as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Bad verification key.
+    #[error("configuration error: {0}")]
+    Key(#[from] KeyError),
+    /// The database cannot be reached or migrated.
+    #[error(transparent)]
+    Database(#[from] DbSetupError),
+    /// The listener cannot be bound.
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        /// The address.
+        bind: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    server: Server,
+    port: u16,
+    database: Database,
+    instance: ServiceInstance,
+}
+
+impl Application {
+    /// Prepares everything the server needs; fails fast on bad configuration or database.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        settings.validate()?;
+        let authenticator = web::Data::new(Authenticator::new(&settings.jwt)?);
+        let db_settings = settings.database.clone();
+        let instance = ServiceInstance::current(Utc::now());
+        let registered = instance.clone();
+        let database = web::block(move || -> Result<Database, DbSetupError> {
+            let database = Database::open(&db_settings)?;
+            database.register_instance(&registered)?;
+            Ok(database)
+        })
+        .await
+        .expect("blocking pool is running")?;
+
+        let bind = settings.bind_addr()?;
+        let listener = TcpListener::bind(bind).map_err(|source| StartError::Bind {
+            bind: settings.server.bind.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                bind: settings.server.bind.clone(),
+                source,
+            })?
+            .port();
+
+        let doc = Arc::new(routes::openapi());
+        let state = SharedState {
+            database: web::Data::new(database.clone()),
+            authenticator,
+            metrics: web::Data::new(Metrics::new()),
+            route_table: web::Data::new(RouteTable::from_openapi(&doc)),
+            body_limit: settings.server.body_limit_bytes,
+        };
+        let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
+            .shutdown_timeout(settings.server.shutdown_timeout_secs)
+            .listen(listener)
+            .map_err(|source| StartError::Bind {
+                bind: settings.server.bind.clone(),
+                source,
+            })?;
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        tracing::info!(
+            address = %format!("{}:{port}", bind.ip()),
+            database = %database.backend(),
+            instance = %instance.id,
+            "mashangban ready"
+        );
+        Ok(Self {
+            server: server.run(),
+            port,
+            database,
+            instance,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until a stop signal, then records the graceful stop.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let outcome = self.server.await;
+        let id = self.instance.id.clone();
+        let stopped = self
+            .database
+            .run(move |conn| Ok(instances::mark_stopped(conn, &id, Utc::now().naive_utc())?))
+            .await;
+        if let Err(error) = stopped {
+            tracing::warn!(%error, "could not record the graceful stop");
+        }
+        tracing::info!("mashangban stopped");
+        outcome
+    }
+
+    /// A handle that stops the server (tests use it; signals do the same in production).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+}
+
+impl Database {
+    fn register_instance(&self, instance: &ServiceInstance) -> Result<(), DbSetupError> {
+        let failed = |e: String| DbSetupError::Migrate {
+            url: "<pool>".into(),
+            reason: format!("cannot register instance: {e}"),
+        };
+        let mut conn = self.pool_get().map_err(|e| failed(e.to_string()))?;
+        instances::register(&mut conn, instance).map_err(|e| failed(e.to_string()))
+    }
+}
+
+/// Per-process state shared by every worker.
+#[derive(Clone)]
+struct SharedState {
+    database: web::Data<Database>,
+    authenticator: web::Data<Authenticator>,
+    metrics: web::Data<Metrics>,
+    route_table: web::Data<RouteTable>,
+    body_limit: usize,
+}
+
+/// One worker's application: state, middleware, documented routes, docs UI, fallback.
+fn app(
+    state: SharedState,
+    doc: utoipa::openapi::OpenApi,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let app = UtoipaApp::from(App::new())
+        .openapi(ApiDoc::openapi())
+        .app_data(state.database)
+        .app_data(state.authenticator)
+        .app_data(state.metrics)
+        .app_data(state.route_table)
+        .app_data(BodyLimit(state.body_limit))
+        .app_data(extract::json_config(state.body_limit))
+        .app_data(extract::query_config())
+        .app_data(extract::path_config());
+    routes::register(app)
+        .into_app()
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc))
+        .route("/docs", web::get().to(docs_redirect))
+        .default_service(web::to(fallback::not_routed))
+        .wrap(from_fn(extract::limit_body))
+        .wrap(from_fn(metrics::record))
+        .wrap(from_fn(request_id::assign))
+}
+
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "/docs/"))
+        .finish()
+}

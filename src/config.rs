@@ -1,0 +1,394 @@
+//! Typed settings, layered from `config/default.toml` (compiled in), an optional file and
+//! `MASHANGBAN_<SECTION>_<KEY>` environment variables.
+//!
+//! Every struct denies unknown fields, so a misspelt key stops the server with a message
+//! naming it instead of being silently ignored. Values that parse but make no sense (a bind
+//! address without a port, an unknown URL scheme, a short secret) are checked in
+//! [`Settings::validate`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use crate::db::DatabaseUrl;
+
+/// The default configuration, as shipped in `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of every configuration environment variable.
+pub const ENV_PREFIX: &str = "MASHANGBAN_";
+
+/// Variables with the prefix that are not configuration keys.
+const ENV_NOT_KEYS: &[&str] = &["config"];
+
+/// Short environment names for keys that live in a section.
+const ENV_ALIASES: &[(&str, &str)] = &[("bind", "server.bind")];
+
+/// Sections of the configuration; an environment variable `MASHANGBAN_<SECTION>_<KEY>` maps to
+/// `[section] key`.
+const SECTIONS: &[&str] = &["server", "database", "jwt", "log"];
+
+/// All settings of one server process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP listener.
+    pub server: ServerSettings,
+    /// Database connection.
+    pub database: DatabaseSettings,
+    /// Token validation and issuing.
+    pub jwt: JwtSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`: the HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `host:port` to listen on.
+    pub bind: String,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Largest accepted request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Seconds in-flight requests get after a stop signal.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// `[database]`: where the data lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`.
+    pub url: String,
+    /// Most pooled connections.
+    pub pool_size: u32,
+    /// Seconds to wait for a connection.
+    pub connect_timeout_secs: u64,
+    /// SQLite lock wait in milliseconds.
+    pub sqlite_busy_timeout_ms: u32,
+}
+
+/// `[jwt]`: bearer tokens.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSettings {
+    /// HS256 secret.
+    pub secret: String,
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    /// Tolerated clock skew in seconds.
+    pub leeway_secs: u64,
+    /// Lifetime of issued tokens, in humantime syntax (`1h`, `30m`).
+    pub default_ttl: String,
+    /// Public keys of external issuers, by `kid`.
+    #[serde(default)]
+    pub keys: BTreeMap<String, PublicKeySettings>,
+}
+
+impl fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("default_ttl", &self.default_ttl)
+            .field("keys", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// One external verification key (`[jwt.keys.<kid>]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicKeySettings {
+    /// `RS256` or `EdDSA`.
+    pub algorithm: KeyAlgorithm,
+    /// PEM-encoded public key.
+    pub public_key: String,
+}
+
+/// Asymmetric algorithms accepted from external issuers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum KeyAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// Ed25519.
+    EdDSA,
+}
+
+/// `[log]`: how the server logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Line format.
+    pub format: LogFormat,
+    /// `RUST_LOG`-style filter.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for people.
+    Human,
+    /// One JSON object per line for log shippers.
+    Json,
+}
+
+/// A configuration problem, rendered as one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    /// A problem with the value of `key`.
+    pub fn key(key: &str, problem: impl fmt::Display) -> Self {
+        Self(format!("{key}: {problem}"))
+    }
+}
+
+impl Settings {
+    /// Loads the layered configuration: defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        Self::from_figment(figment.merge(environment()))
+    }
+
+    /// The compiled-in defaults alone, ignoring files and the environment (tests use this).
+    pub fn defaults() -> Self {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)))
+            .expect("config/default.toml is valid")
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let settings: Settings = figment.extract().map_err(describe)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: addresses, URLs, durations and secrets.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        DatabaseUrl::parse(&self.database.url).map_err(|e| ConfigError::key("database.url", e))?;
+        if self.database.pool_size == 0 {
+            return Err(ConfigError::key("database.pool_size", "must be at least 1"));
+        }
+        if self.database.connect_timeout_secs == 0 {
+            return Err(ConfigError::key(
+                "database.connect_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.server.body_limit_bytes == 0 {
+            return Err(ConfigError::key(
+                "server.body_limit_bytes",
+                "must be at least 1",
+            ));
+        }
+        if self.jwt.secret.len() < 32 {
+            return Err(ConfigError::key("jwt.secret", "must be at least 32 bytes"));
+        }
+        if self.jwt.issuer.is_empty() {
+            return Err(ConfigError::key("jwt.issuer", "must not be empty"));
+        }
+        if self.jwt.audience.is_empty() {
+            return Err(ConfigError::key("jwt.audience", "must not be empty"));
+        }
+        parse_duration(&self.jwt.default_ttl)
+            .map_err(|e| ConfigError::key("jwt.default_ttl", e))?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ConfigError::key("log.level", e))?;
+        Ok(())
+    }
+
+    /// The listen address, resolved.
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let bind = &self.server.bind;
+        bind.to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ConfigError::key("server.bind", format!("`{bind}` is not a host:port")))
+    }
+
+    /// Lifetime of issued tokens.
+    pub fn default_ttl(&self) -> Duration {
+        parse_duration(&self.jwt.default_ttl).expect("validated at load")
+    }
+}
+
+/// Parses a human duration such as `30m`, `1h` or `2h 30m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 30m or 1h ({e})"))?;
+    if duration.is_zero() {
+        return Err(format!("`{text}` must be longer than zero"));
+    }
+    Ok(duration)
+}
+
+/// The `MASHANGBAN_*` environment as a configuration layer.
+fn environment() -> Env {
+    Env::prefixed(ENV_PREFIX)
+        .filter(|key| !key.as_str().starts_with("test_") && !ENV_NOT_KEYS.contains(&key.as_str()))
+        .map(|key| env_key_to_path(key.as_str()).into())
+}
+
+/// `database_pool_size` → `database.pool_size`; aliases first; unknown sections stay
+/// top-level keys, which the settings then reject as unknown.
+fn env_key_to_path(key: &str) -> String {
+    let key = key.to_ascii_lowercase();
+    if let Some((_, path)) = ENV_ALIASES.iter().find(|(alias, _)| *alias == key) {
+        return (*path).to_string();
+    }
+    for section in SECTIONS {
+        if let Some(rest) = key.strip_prefix(section).and_then(|r| r.strip_prefix('_')) {
+            // `jwt_keys_<kid>_<field>` nests one level deeper; a kid keeps its own spelling.
+            return format!("{section}.{rest}");
+        }
+    }
+    key
+}
+
+/// Turns a figment error into one line naming the key and where it came from.
+fn describe(error: figment::Error) -> ConfigError {
+    let key = error.path.join(".");
+    let origin = error
+        .metadata
+        .as_ref()
+        .map(|m| {
+            if m.name.contains("environment") {
+                let var = env_var_for(&error);
+                format!(" (from environment variable {var})")
+            } else {
+                match &m.source {
+                    Some(source) => format!(" (from {source})"),
+                    None => format!(" (from {})", m.name),
+                }
+            }
+        })
+        .unwrap_or_default();
+    let message = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => {
+            let full = if key.is_empty() {
+                field.clone()
+            } else {
+                format!("{key}.{field}")
+            };
+            return ConfigError(format!("unknown key `{full}`{origin}"));
+        }
+        kind => kind.to_string(),
+    };
+    if key.is_empty() {
+        ConfigError(format!("{message}{origin}"))
+    } else {
+        ConfigError::key(&key, format!("{message}{origin}"))
+    }
+}
+
+/// Best guess at the variable that set the failing key, for the error line.
+fn env_var_for(error: &figment::Error) -> String {
+    let mut parts: Vec<String> = error.path.iter().map(|p| p.to_ascii_uppercase()).collect();
+    if let figment::error::Kind::UnknownField(field, _) = &error.kind {
+        parts.push(field.to_ascii_uppercase());
+    }
+    format!("{ENV_PREFIX}{}", parts.join("_"))
+}
+
+/// Path of the config file named by `MASHANGBAN_CONFIG`, if set.
+pub fn config_file_from_env() -> Option<PathBuf> {
+    std::env::var_os(format!("{ENV_PREFIX}CONFIG")).map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let settings = Settings::defaults();
+        assert_eq!(settings.server.bind, "127.0.0.1:8080");
+        assert_eq!(settings.database.url, "sqlite://./data/mashangban.db");
+        assert_eq!(settings.default_ttl(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn environment_names_map_to_sections() {
+        assert_eq!(env_key_to_path("BIND"), "server.bind");
+        assert_eq!(env_key_to_path("DATABASE_URL"), "database.url");
+        assert_eq!(env_key_to_path("DATABASE_POOL_SIZE"), "database.pool_size");
+        assert_eq!(env_key_to_path("JWT_SECRET"), "jwt.secret");
+        assert_eq!(
+            env_key_to_path("SERVER_BODY_LIMIT_BYTES"),
+            "server.body_limit_bytes"
+        );
+        assert_eq!(env_key_to_path("COLOUR"), "colour");
+    }
+
+    fn load_with(toml: &str) -> Result<Settings, ConfigError> {
+        Settings::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(toml)))
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = load_with("[database]\npool_sise = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `database.pool_sise`"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = load_with("[database]\npool_size = \"many\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.pool_size"), "{err}");
+        let err = load_with("[server]\nbind = \"nowhere\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.bind"), "{err}");
+        let err = load_with("[jwt]\nsecret = \"short\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("jwt.secret"), "{err}");
+        let err = load_with("[jwt]\ndefault_ttl = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("jwt.default_ttl"), "{err}");
+        let err = load_with("[log]\nformat = \"xml\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log.format"), "{err}");
+    }
+
+    #[test]
+    fn unknown_url_scheme_is_named() {
+        let err = load_with("[database]\nurl = \"mysql://root@localhost/x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database.url") && err.contains("mysql"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,241 @@
+//! The database: one code path for SQLite and PostgreSQL.
+//!
+//! [`DbConnection`] is a diesel `MultiConnection` over both backends. We pick the backend from
+//! the URL scheme ourselves (the derived `establish` tries each backend in turn and discards
+//! the real error), set SQLite's pragmas on every new connection, and run each backend's own
+//! embedded migrations on the concrete connection before the pool starts.
+//!
+//! Diesel is blocking: [`Database::run`] takes the pooled connection *and* runs the work on
+//! actix's blocking thread pool, never on an async worker.
+
+pub mod instances;
+pub mod schema;
+mod url;
+
+pub use self::url::{Backend, DatabaseUrl};
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseSettings;
+use crate::error::ApiError;
+
+/// Migrations for SQLite, compiled into the binary.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+/// Migrations for PostgreSQL, compiled into the binary; kept in step with the SQLite ones.
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Key of the PostgreSQL advisory lock that serialises migrations between server instances.
+const MIGRATION_LOCK_KEY: i64 = 0x6d_73_62_6d_69_67; // "msbmig"
+
+/// A connection to either backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// Embedded SQLite (the zero-setup default).
+    Sqlite(SqliteConnection),
+    /// PostgreSQL (production).
+    Pg(PgConnection),
+}
+
+/// A failure to open or prepare the database, with the URL's password redacted.
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    /// The connection could not be established.
+    #[error("cannot connect to database {url}: {reason}")]
+    Connect {
+        /// Redacted URL.
+        url: String,
+        /// What the driver said.
+        reason: String,
+    },
+    /// Migrations failed.
+    #[error("cannot migrate database {url}: {reason}")]
+    Migrate {
+        /// Redacted URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Opens one connection to `url`, dispatching on the scheme so the driver's error is kept.
+pub fn establish(
+    url: &DatabaseUrl,
+    settings: &DatabaseSettings,
+) -> Result<DbConnection, DbSetupError> {
+    let failed = |reason: String| DbSetupError::Connect {
+        url: url.redacted(),
+        reason,
+    };
+    match url.backend() {
+        Backend::Sqlite => {
+            let path = url.sqlite_path().expect("sqlite url has a path");
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    failed(format!("cannot create folder {}: {e}", parent.display()))
+                })?;
+            }
+            let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+                .map_err(|e| failed(e.to_string()))?;
+            // Per connection: these pragmas do not persist in the file.
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                settings.sqlite_busy_timeout_ms
+            ))
+            .map_err(|e| failed(e.to_string()))?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+        Backend::Postgres => {
+            let conn = establish_pg_with_timeout(url.as_str(), settings.connect_timeout_secs)
+                .map_err(failed)?;
+            Ok(DbConnection::Pg(conn))
+        }
+    }
+}
+
+/// libpq waits for the OS TCP timeout unless told otherwise; add `connect_timeout` when the
+/// URL does not set one, so an unreachable server fails within the configured time.
+fn establish_pg_with_timeout(url: &str, timeout_secs: u64) -> Result<PgConnection, String> {
+    let url = if url.contains("connect_timeout=") {
+        url.to_string()
+    } else {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}connect_timeout={timeout_secs}")
+    };
+    PgConnection::establish(&url).map_err(|e| e.to_string().trim().to_string())
+}
+
+/// Brings the schema up to date. On SQLite also switches the file to WAL (persistent); on
+/// PostgreSQL holds an advisory lock so concurrent instances migrate one at a time.
+pub fn migrate(conn: &mut DbConnection, url: &DatabaseUrl) -> Result<(), DbSetupError> {
+    let failed = |reason: String| DbSetupError::Migrate {
+        url: url.redacted(),
+        reason,
+    };
+    match conn {
+        DbConnection::Sqlite(c) => {
+            c.batch_execute("PRAGMA journal_mode = WAL;")
+                .map_err(|e| failed(e.to_string()))?;
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(|e| failed(e.to_string()))?;
+        }
+        DbConnection::Pg(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .map_err(|e| failed(e.to_string()))?;
+            let outcome = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| failed(e.to_string()));
+            let unlock = c
+                .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .map_err(|e| failed(e.to_string()));
+            outcome?;
+            unlock?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens connections for the pool, the same way as [`establish`].
+#[derive(Debug)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+    settings: DatabaseSettings,
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = DbSetupError;
+
+    fn connect(&self) -> Result<DbConnection, DbSetupError> {
+        establish(&self.url, &self.settings)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), DbSetupError> {
+        conn.ping().map_err(|e| DbSetupError::Connect {
+            url: self.url.redacted(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// The connection pool.
+pub type Pool = r2d2::Pool<ConnectionManager>;
+
+/// The application's handle on the database.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Connects, migrates, and builds the pool. Fails with the real driver error when the
+    /// database cannot be reached at start.
+    pub fn open(settings: &DatabaseSettings) -> Result<Self, DbSetupError> {
+        let url = DatabaseUrl::parse(&settings.url).map_err(|reason| DbSetupError::Connect {
+            url: settings.url.clone(),
+            reason,
+        })?;
+        let mut first = establish(&url, settings)?;
+        migrate(&mut first, &url)?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(settings.pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .test_on_check_out(true)
+            .build_unchecked(ConnectionManager {
+                url: url.clone(),
+                settings: settings.clone(),
+            });
+        Ok(Self {
+            pool,
+            backend: url.backend(),
+        })
+    }
+
+    /// A pooled connection, blocking: only for start-up code and the blocking pool.
+    pub fn pool_get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, r2d2::Error> {
+        self.pool.get()
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs blocking database work on the blocking pool with a pooled connection.
+    pub async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get().map_err(ApiError::database_unavailable)?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+
+    /// Whether the database answers a trivial query now.
+    pub async fn ping(&self) -> Result<(), ApiError> {
+        self.run(|conn| {
+            conn.ping().map_err(ApiError::database_unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}

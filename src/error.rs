@@ -1,0 +1,283 @@
+//! The one error type clients see.
+//!
+//! Every failure becomes an [`ApiError`]: an HTTP status, a stable machine [`ErrorCode`]
+//! (snake_case, safe for a portal to translate), a human `detail`, optional per-field
+//! [`FieldError`]s, and extra headers (`WWW-Authenticate`, `Allow`, `Retry-After`). It renders as
+//! RFC 9457 `application/problem+json`. The underlying cause of a server-side failure is
+//! logged (inside the request's span, so with its request id) and never sent to the client.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Stable machine codes of errors. Clients may rely on these; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed request (bad JSON, bad query string, bad header).
+    BadRequest,
+    /// Well-formed but invalid input; see `errors`.
+    ValidationFailed,
+    /// No bearer token was sent.
+    MissingToken,
+    /// The bearer token is invalid, expired or not for us.
+    InvalidToken,
+    /// Authenticated, but the role or unit may not do this.
+    Forbidden,
+    /// No such resource (or not yours).
+    NotFound,
+    /// The method is not supported on this path.
+    MethodNotAllowed,
+    /// The request body is larger than the configured limit.
+    PayloadTooLarge,
+    /// The request body is not JSON.
+    UnsupportedMediaType,
+    /// The database does not answer; retry later.
+    DatabaseUnavailable,
+    /// Something went wrong on our side; the log has the cause.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for documentation and tests.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::BadRequest,
+        ErrorCode::ValidationFailed,
+        ErrorCode::MissingToken,
+        ErrorCode::InvalidToken,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::DatabaseUnavailable,
+        ErrorCode::Internal,
+    ];
+
+    /// The snake_case code as sent to clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::MissingToken => "missing_token",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::DatabaseUnavailable => "database_unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status this code is sent with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::MissingToken | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Short human summary, the problem's `title`.
+    pub fn title(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "Malformed request",
+            ErrorCode::ValidationFailed => "Invalid input",
+            ErrorCode::MissingToken => "Authentication required",
+            ErrorCode::InvalidToken => "Invalid token",
+            ErrorCode::Forbidden => "Not allowed",
+            ErrorCode::NotFound => "Not found",
+            ErrorCode::MethodNotAllowed => "Method not allowed",
+            ErrorCode::PayloadTooLarge => "Request body too large",
+            ErrorCode::UnsupportedMediaType => "Unsupported media type",
+            ErrorCode::DatabaseUnavailable => "Database unavailable",
+            ErrorCode::Internal => "Internal error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One wrong input field.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldError {
+    /// JSON pointer (RFC 6901) to the field, or the parameter name.
+    pub pointer: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// RFC 9457 problem details, as sent on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// URI naming the problem type: `urn:mashangban:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What happened in this occurrence.
+    pub detail: String,
+    /// Stable machine code.
+    pub code: ErrorCode,
+    /// Wrong fields, for `validation_failed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// An error answered to the client as problem+json.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    detail: String,
+    errors: Vec<FieldError>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    cause: Option<String>,
+}
+
+impl ApiError {
+    /// An error with `code` and a human `detail`.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            headers: Vec::new(),
+            cause: None,
+        }
+    }
+
+    /// 422 listing every wrong field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.len() {
+            1 => format!("{}: {}", errors[0].pointer, errors[0].message),
+            n => format!("{n} fields are invalid"),
+        };
+        Self {
+            errors,
+            ..Self::new(ErrorCode::ValidationFailed, detail)
+        }
+    }
+
+    /// 404 for `what`.
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, what)
+    }
+
+    /// 403: the caller may not do this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, detail)
+    }
+
+    /// 503 with `Retry-After`: the database did not answer. The cause is logged.
+    pub fn database_unavailable(cause: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::DatabaseUnavailable,
+            "the database is not answering; retry shortly",
+        )
+        .with_header(
+            actix_web::http::header::RETRY_AFTER,
+            HeaderValue::from_static("5"),
+        )
+        .with_cause(cause)
+    }
+
+    /// 500 with the cause logged, not shown.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::Internal,
+            "an internal error occurred; it has been logged",
+        )
+        .with_cause(cause)
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Records the cause for the log.
+    pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    /// The machine code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The body sent to the client.
+    pub fn problem(&self) -> Problem {
+        let status = self.code.status();
+        Problem {
+            type_uri: format!("urn:mashangban:problem:{}", self.code),
+            title: self.code.title().to_string(),
+            status: status.as_u16(),
+            detail: self.detail.clone(),
+            code: self.code,
+            errors: self.errors.clone(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match (&self.cause, self.code.status().is_server_error()) {
+            (Some(cause), true) => tracing::error!(code = %self.code, %cause, "request failed"),
+            (Some(cause), false) => tracing::info!(code = %self.code, %cause, "request refused"),
+            (None, _) => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type(PROBLEM_JSON);
+        for (name, value) in &self.headers {
+            response.insert_header((name.clone(), value.clone()));
+        }
+        response.json(self.problem())
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::NotFound => ApiError::not_found("no such resource"),
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                ApiError::database_unavailable(info.message())
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}

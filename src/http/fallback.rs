@@ -1,0 +1,99 @@
+//! What answers when no route matches: 405 with `Allow` when the path exists for other
+//! methods, 404 otherwise; both as problem+json. The table comes from the OpenAPI document,
+//! which is generated from the registered routes, so the two cannot disagree.
+
+use actix_web::http::header::{ALLOW, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use utoipa::openapi::OpenApi;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// One documented path template and the methods it answers.
+#[derive(Debug, Clone)]
+struct Route {
+    segments: Vec<String>,
+    methods: Vec<String>,
+}
+
+/// Path templates and their methods, from the OpenAPI document.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+fn split(path: &str) -> Vec<String> {
+    path.trim_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect()
+}
+
+impl RouteTable {
+    /// Reads every path and method of `api`.
+    pub fn from_openapi(api: &OpenApi) -> Self {
+        let routes = api
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let value = serde_json::to_value(item).unwrap_or_default();
+                let mut methods: Vec<String> = [
+                    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+                ]
+                .iter()
+                .filter(|m| value.get(**m).is_some())
+                .map(|m| m.to_ascii_uppercase())
+                .collect();
+                methods.sort();
+                Route {
+                    segments: split(path),
+                    methods,
+                }
+            })
+            .collect();
+        Self { routes }
+    }
+
+    /// The methods allowed on `path`, if some documented template matches it.
+    pub fn allowed(&self, path: &str) -> Option<Vec<String>> {
+        let parts = split(path);
+        let mut allowed: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|route| {
+                route.segments.len() == parts.len()
+                    && route.segments.iter().zip(&parts).all(|(template, part)| {
+                        (template.starts_with('{') && template.ends_with('}') && !part.is_empty())
+                            || template == part
+                    })
+            })
+            .flat_map(|route| route.methods.clone())
+            .collect();
+        allowed.sort();
+        allowed.dedup();
+        (!allowed.is_empty()).then_some(allowed)
+    }
+}
+
+/// The default service.
+pub async fn not_routed(req: HttpRequest, table: web::Data<RouteTable>) -> HttpResponse {
+    match table.allowed(req.path()) {
+        Some(methods) => {
+            let allow = methods.join(", ");
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!(
+                    "{} is not supported on {}; use {allow}",
+                    req.method(),
+                    req.path()
+                ),
+            )
+            .with_header(
+                ALLOW,
+                HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("GET")),
+            )
+            .error_response()
+        }
+        None => ApiError::not_found(format!("no resource at {}", req.path())).error_response(),
+    }
+}

@@ -1,0 +1,11 @@
+//! HTTP plumbing shared by every route: request ids and access logs, metrics, the body-size
+//! limit, problem+json for extractor failures, and the 404/405 fallback.
+
+pub mod extract;
+pub mod fallback;
+pub mod metrics;
+pub mod request_id;
+
+pub use self::fallback::RouteTable;
+pub use self::metrics::Metrics;
+pub use self::request_id::RequestId;
