@@ -289,13 +289,8 @@ fn describe(error: figment::Error) -> ConfigError {
         })
         .unwrap_or_default();
     let message = match &error.kind {
-        figment::error::Kind::UnknownField(field, _) => {
-            let full = if key.is_empty() {
-                field.clone()
-            } else {
-                format!("{key}.{field}")
-            };
-            return ConfigError(format!("unknown key `{full}`{origin}"));
+        figment::error::Kind::UnknownField(..) => {
+            return ConfigError(format!("unknown key `{key}`{origin}"));
         }
         kind => kind.to_string(),
     };
@@ -308,10 +303,7 @@ fn describe(error: figment::Error) -> ConfigError {
 
 /// Best guess at the variable that set the failing key, for the error line.
 fn env_var_for(error: &figment::Error) -> String {
-    let mut parts: Vec<String> = error.path.iter().map(|p| p.to_ascii_uppercase()).collect();
-    if let figment::error::Kind::UnknownField(field, _) = &error.kind {
-        parts.push(field.to_ascii_uppercase());
-    }
+    let parts: Vec<String> = error.path.iter().map(|p| p.to_ascii_uppercase()).collect();
     format!("{ENV_PREFIX}{}", parts.join("_"))
 }
 

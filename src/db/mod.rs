@@ -108,7 +108,12 @@ fn establish_pg_with_timeout(url: &str, timeout_secs: u64) -> Result<PgConnectio
         let sep = if url.contains('?') { '&' } else { '?' };
         format!("{url}{sep}connect_timeout={timeout_secs}")
     };
-    PgConnection::establish(&url).map_err(|e| e.to_string().trim().to_string())
+    PgConnection::establish(&url).map_err(|e| one_line(&e.to_string()))
+}
+
+/// Driver messages span lines (libpq adds hints); start-up errors must be one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Brings the schema up to date. On SQLite also switches the file to WAL (persistent); on
