@@ -1,0 +1,245 @@
+//! The binary itself: subcommands, start-up errors, tokens, graceful stop.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use mashangban::config::Settings;
+
+use crate::helpers::{self, USCC_A};
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mashangban"));
+    // Start from a clean environment: only what each test sets.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MASHANGBAN_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn run(command: &mut Command) -> (i32, String, String) {
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["token", "--help"],
+    ] {
+        let (code, stdout, _) = run(binary().args(&args));
+        assert_eq!(code, 0, "{args:?}");
+        assert!(stdout.contains("Usage: mashangban"), "{args:?}: {stdout}");
+    }
+}
+
+#[test]
+fn bad_configuration_exits_2_with_one_line_naming_it() {
+    let (_dir, url) = helpers::fresh_sqlite();
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (
+            vec![("MASHANGBAN_DATABSE_URL", url.clone())],
+            "unknown key `databse_url`",
+        ),
+        (
+            vec![("MASHANGBAN_DATABASE_POOL_SIZE", "many".into())],
+            "MASHANGBAN_DATABASE_POOL_SIZE",
+        ),
+        (vec![("MASHANGBAN_BIND", "nowhere".into())], "server.bind"),
+        (
+            vec![("MASHANGBAN_JWT_SECRET", "short".into())],
+            "jwt.secret",
+        ),
+        (
+            vec![(
+                "MASHANGBAN_DATABASE_URL",
+                "mysql://root:hunter2@localhost/x".into(),
+            )],
+            "unknown URL scheme `mysql`",
+        ),
+        (
+            vec![
+                (
+                    "MASHANGBAN_DATABASE_URL",
+                    "postgres://app:hunter2@127.0.0.1:1/x".into(),
+                ),
+                ("MASHANGBAN_DATABASE_CONNECT_TIMEOUT_SECS", "2".into()),
+            ],
+            "cannot connect to database postgres://app:***@127.0.0.1:1/x",
+        ),
+    ];
+    for (env, expected) in cases {
+        let mut command = binary();
+        command.arg("serve");
+        for (key, value) in &env {
+            command.env(key, value);
+        }
+        let (code, stdout, stderr) = run(&mut command);
+        assert_eq!(code, 2, "{env:?}: {stderr}");
+        assert!(stdout.is_empty());
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{env:?}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+    // A config file that does not exist is named too.
+    let (code, _, stderr) = run(binary().args(["--config", "/nonexistent/x.toml", "serve"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/x.toml"), "{stderr}");
+}
+
+#[test]
+fn token_prints_one_token_the_server_accepts() {
+    let settings = Settings::defaults();
+    let auth = mashangban::auth::Authenticator::new(&settings.jwt).unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--role", "enterprise", "--uscc", USCC_A],
+        vec!["--role", "clerk", "--unit", "service-center"],
+        vec!["--role", "supervisor"],
+        vec!["--role", "supervisor", "--unit", "tax"],
+        vec!["--role", "admin", "--ttl", "15m"],
+    ];
+    for args in cases {
+        let (code, stdout, stderr) = run(binary().arg("token").args(&args));
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert_eq!(stdout.lines().count(), 1);
+        let principal = auth.verify(stdout.trim()).expect("token verifies");
+        assert_eq!(principal.actor.role().as_str(), args[1]);
+    }
+    // --ttl sets the lifetime.
+    let (_, stdout, _) = run(binary().args(["token", "--role", "admin", "--ttl", "15m"]));
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.set_audience(&[&settings.jwt.audience]);
+    let claims = jsonwebtoken::decode::<mashangban::auth::Claims>(
+        stdout.trim(),
+        &jsonwebtoken::DecodingKey::from_secret(settings.jwt.secret.as_bytes()),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims.exp - claims.iat, 900);
+}
+
+#[test]
+fn token_refuses_incomplete_or_contradictory_roles() {
+    for (args, expected) in [
+        (vec!["--role", "enterprise"], "needs --uscc"),
+        (
+            vec!["--role", "enterprise", "--uscc", "91350100M000100Y44"],
+            "check character",
+        ),
+        (vec!["--role", "clerk"], "needs --unit"),
+        (
+            vec!["--role", "clerk", "--unit", "police"],
+            "not a unit code",
+        ),
+        (
+            vec!["--role", "admin", "--unit", "tax"],
+            "does not take --unit",
+        ),
+        (
+            vec!["--role", "clerk", "--unit", "tax", "--uscc", USCC_A],
+            "does not take --uscc",
+        ),
+        (vec!["--role", "admin", "--ttl", "forever"], "--ttl"),
+    ] {
+        let (code, stdout, stderr) = run(binary().arg("token").args(&args));
+        assert_eq!(code, 2, "{args:?}");
+        assert!(stdout.is_empty());
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn migrate_creates_and_updates_the_database() {
+    let (dir, url) = helpers::fresh_sqlite();
+    let (code, _, stderr) = run(binary().arg("migrate").env("MASHANGBAN_DATABASE_URL", &url));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("is up to date"));
+    assert!(dir.path().join("data/test.db").is_file());
+    // Idempotent.
+    let (code, _, _) = run(binary().arg("migrate").env("MASHANGBAN_DATABASE_URL", &url));
+    assert_eq!(code, 0);
+}
+
+/// `serve` on port 0 answers, and SIGTERM stops it cleanly: exit 0 and the stop recorded.
+#[test]
+fn serve_stops_gracefully_on_sigterm() {
+    let (dir, url) = helpers::fresh_sqlite();
+    let mut child = binary()
+        .env("MASHANGBAN_DATABASE_URL", &url)
+        .env("MASHANGBAN_BIND", "127.0.0.1:0")
+        .env("MASHANGBAN_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("mashangban ready"))
+        .expect("server logs readiness");
+    let log: serde_json::Value = serde_json::from_str(&ready).expect("JSON log line");
+    let address = log["fields"]["address"].as_str().unwrap().to_string();
+
+    let response = raw_http::get(&format!("http://{address}/health/ready"));
+    assert_eq!(response, 200);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(
+        rest.iter().any(|l| l.contains("graceful shutdown")),
+        "{rest:?}"
+    );
+
+    let path = dir.path().join("data/test.db");
+    let mut conn = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let stopped: Vec<Option<chrono::NaiveDateTime>> =
+        mashangban::db::schema::service_instances::table
+            .select(mashangban::db::schema::service_instances::stopped_at)
+            .load(&mut conn)
+            .unwrap();
+    assert_eq!(stopped.len(), 1);
+    assert!(stopped[0].is_some(), "graceful stop is recorded");
+}
+
+mod raw_http {
+    /// A tiny blocking GET over a raw socket, to avoid an async runtime in a plain test.
+    pub fn get(url: &str) -> u16 {
+        use std::io::{Read, Write};
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}

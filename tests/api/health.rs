@@ -1,0 +1,130 @@
+//! Health probes, request ids and metrics.
+
+use diesel::{Connection, RunQueryDsl, pg::PgConnection};
+
+use crate::helpers::TestApp;
+use crate::on_both_backends;
+
+async fn live_and_ready_answer(app: &TestApp) {
+    let live = app.get("/health/live", None).await;
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = live.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    let expected = if app.settings.database.url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    assert_eq!(body["database"], expected);
+}
+
+async fn request_id_is_echoed_or_generated(app: &TestApp) {
+    let sent = app
+        .client
+        .get(app.url("/health/live"))
+        .header("X-Request-Id", "portal-42.a:b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.headers()["x-request-id"], "portal-42.a:b");
+
+    let generated = app.get("/health/live", None).await;
+    let id = generated.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7);
+
+    // An unusable id is replaced, not echoed.
+    let bad = app
+        .client
+        .get(app.url("/health/live"))
+        .header("X-Request-Id", "has spaces and \"quotes\"")
+        .send()
+        .await
+        .unwrap();
+    let id = bad.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+
+    // Errors carry it too.
+    let missing = app.get("/nowhere", None).await;
+    assert!(missing.headers().contains_key("x-request-id"));
+}
+
+async fn metrics_count_requests_by_route_pattern(app: &TestApp) {
+    for _ in 0..3 {
+        app.get("/health/live", None).await;
+    }
+    app.get("/no/such/path", None).await;
+    let response = app.get("/metrics", None).await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(
+            "mashangban_http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 3"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("route=\"unmatched\",status=\"404\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mashangban_http_request_duration_seconds_bucket{method=\"GET\",route=\"/health/live\",status=\"200\",le=\"+Inf\"} 3"),
+        "{text}"
+    );
+}
+
+async fn instance_is_registered(app: &TestApp) {
+    let response = app.get("/api/v1/instances", Some(&app.admin_token())).await;
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let rows = body.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{body}");
+    assert_eq!(rows[0]["pid"], i64::from(std::process::id()));
+    assert_eq!(rows[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(rows[0].get("stopped_at").is_none());
+}
+
+on_both_backends!(
+    live_and_ready_answer,
+    request_id_is_echoed_or_generated,
+    metrics_count_requests_by_route_pattern,
+    instance_is_registered,
+);
+
+/// With the database gone, readiness answers 503 with `Retry-After` (never 500) and liveness
+/// still answers. Dropping a PostgreSQL database is the outage we can cause reliably.
+#[actix_web::test]
+async fn ready_reports_a_lost_database() {
+    let Some((admin_url, name, url)) = crate::helpers::fresh_postgres() else {
+        return;
+    };
+    let mut settings = crate::helpers::test_settings(&url);
+    settings.database.connect_timeout_secs = 1;
+    let app = crate::helpers::start(settings, None, Some((admin_url.clone(), name.clone()))).await;
+    assert_eq!(app.get("/health/ready", None).await.status(), 200);
+
+    let mut conn = PgConnection::establish(&admin_url).unwrap();
+    diesel::sql_query(format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .unwrap();
+
+    let response = app.get("/health/ready", None).await;
+    assert_eq!(response.headers()["retry-after"], "5");
+    let body = crate::helpers::problem(response, 503).await;
+    assert_eq!(body["code"], "database_unavailable");
+    assert_eq!(app.get("/health/live", None).await.status(), 200);
+}

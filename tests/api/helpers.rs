@@ -1,0 +1,219 @@
+//! The test harness: a real server on port 0 against a fresh SQLite file, or a fresh
+//! PostgreSQL database when `MASHANGBAN_TEST_DATABASE_URL` is set.
+
+use std::io::Write;
+use std::sync::Once;
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::{Connection, RunQueryDsl, pg::PgConnection};
+use mashangban::app::Application;
+use mashangban::auth::{Actor, Principal, TokenIssuer};
+use mashangban::config::Settings;
+use mashangban::domain::{UnitCode, Uscc};
+use tempfile::TempDir;
+
+/// Names the PostgreSQL server tests use (any database on it; fresh ones are created).
+pub const PG_ENV: &str = "MASHANGBAN_TEST_DATABASE_URL";
+
+/// A valid unified social credit code (the example of GB 32100-2015).
+pub const USCC_A: &str = "91350100M000100Y43";
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub address: String,
+    /// The settings the server runs with.
+    pub settings: Settings,
+    /// A client without default headers.
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+    _dir: Option<TempDir>,
+    pg_database: Option<(String, String)>,
+}
+
+impl TestApp {
+    /// Full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// A signed token for `actor`, valid for an hour.
+    pub fn token(&self, actor: Actor) -> String {
+        let principal = Principal {
+            subject: format!("test-{}", actor.role().as_str()),
+            actor,
+        };
+        TokenIssuer::new(&self.settings.jwt).issue(
+            &principal,
+            Duration::from_secs(3600),
+            Utc::now(),
+        )
+    }
+
+    /// Token of enterprise A.
+    pub fn enterprise_token(&self) -> String {
+        self.token(Actor::Enterprise(Uscc::parse(USCC_A).unwrap()))
+    }
+
+    /// Token of an administrator.
+    pub fn admin_token(&self) -> String {
+        self.token(Actor::Admin)
+    }
+
+    /// Token of a clerk of `unit`.
+    pub fn clerk_token(&self, unit: UnitCode) -> String {
+        self.token(Actor::Clerk(unit))
+    }
+
+    /// GET `path` with an optional bearer token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request reaches the server")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting; the runtime ends with the test anyway.
+        drop(self.handle.stop(false));
+        if let Some((admin_url, name)) = self.pg_database.take() {
+            if let Ok(mut conn) = PgConnection::establish(&admin_url) {
+                let _ =
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                        .execute(&mut conn);
+            }
+        }
+    }
+}
+
+/// Settings for a test server on port 0 with `database_url`.
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.server.workers = 2;
+    settings.server.shutdown_timeout_secs = 1;
+    settings.database.url = database_url.into();
+    settings.database.pool_size = 4;
+    settings
+}
+
+/// Starts the server with `settings` and waits until it is bound.
+pub async fn start(
+    settings: Settings,
+    dir: Option<TempDir>,
+    pg: Option<(String, String)>,
+) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("test server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        settings,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        handle,
+        _dir: dir,
+        pg_database: pg,
+    }
+}
+
+/// A server on a fresh SQLite file in a temporary folder.
+pub async fn spawn_sqlite() -> TestApp {
+    let (dir, url) = fresh_sqlite();
+    start(test_settings(&url), Some(dir), None).await
+}
+
+/// A fresh SQLite URL in a new temporary folder (kept alive by the returned guard).
+pub fn fresh_sqlite() -> (TempDir, String) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let url = format!("sqlite://{}", dir.path().join("data/test.db").display());
+    (dir, url)
+}
+
+/// A server on a fresh PostgreSQL database, or `None` (with a note) when none is configured.
+pub async fn spawn_postgres() -> Option<TestApp> {
+    let (admin_url, name, url) = fresh_postgres()?;
+    Some(start(test_settings(&url), None, Some((admin_url, name))).await)
+}
+
+/// Creates a fresh PostgreSQL database; returns (server URL, database name, database URL).
+pub fn fresh_postgres() -> Option<(String, String, String)> {
+    let Ok(admin_url) = std::env::var(PG_ENV) else {
+        static NOTE: Once = Once::new();
+        NOTE.call_once(|| {
+            // Written past the test harness's capture so it shows in every run.
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: PostgreSQL was skipped: set {PG_ENV}=postgres://… to run every test on PostgreSQL too"
+            );
+        });
+        return None;
+    };
+    let name = format!("msb_test_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = PgConnection::establish(&admin_url)
+        .unwrap_or_else(|e| panic!("{PG_ENV} is set but PostgreSQL is unreachable: {e}"));
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .expect("create test database");
+    let mut url = url::Url::parse(&admin_url).expect("valid PostgreSQL URL");
+    url.set_path(&format!("/{name}"));
+    Some((admin_url, name, url.to_string()))
+}
+
+/// Generates `#[actix_web::test]`s that run each named `async fn(&TestApp)` once on SQLite and
+/// once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    let app = $crate::helpers::spawn_sqlite().await;
+                    super::$name(&app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    let Some(app) = $crate::helpers::spawn_postgres().await else { return };
+                    super::$name(&app).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Reads a problem+json body, checking the media type and the status field.
+pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(content_type, "application/problem+json");
+    let body: serde_json::Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["status"], status);
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    assert_eq!(
+        body["type"],
+        format!("urn:mashangban:problem:{}", body["code"].as_str().unwrap())
+    );
+    body
+}

@@ -1,0 +1,89 @@
+//! HTTP conventions: problem+json for 404, 405 and 413.
+
+use crate::helpers::{TestApp, problem};
+use crate::on_both_backends;
+
+async fn unknown_paths_are_problem_404(app: &TestApp) {
+    for path in [
+        "/nowhere",
+        "/api/v1/nothing-here",
+        "/api/v2/me",
+        "/health/live/extra",
+    ] {
+        let body = problem(app.get(path, None).await, 404).await;
+        assert_eq!(body["code"], "not_found", "{path}");
+        assert!(body["detail"].as_str().unwrap().contains(path), "{body}");
+    }
+}
+
+async fn wrong_methods_are_problem_405_with_allow(app: &TestApp) {
+    for (method, path) in [
+        (reqwest::Method::POST, "/health/live"),
+        (reqwest::Method::DELETE, "/health/ready"),
+        (reqwest::Method::PUT, "/api/v1/me"),
+        (reqwest::Method::PATCH, "/metrics"),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["allow"], "GET", "{method} {path}");
+        let body = problem(response, 405).await;
+        assert_eq!(body["code"], "method_not_allowed");
+    }
+}
+
+async fn oversized_bodies_are_problem_413(app: &TestApp) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A raw request that declares a body one byte over the limit and sends none of it: the
+    // refusal must come from the declared length alone, before anything reads the body.
+    let limit = app.settings.server.body_limit_bytes;
+    let host = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "POST /api/v1/me HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        limit + 1
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["code"], "payload_too_large");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&limit.to_string())
+    );
+}
+
+on_both_backends!(
+    unknown_paths_are_problem_404,
+    wrong_methods_are_problem_405_with_allow,
+    oversized_bodies_are_problem_413,
+);
+
+/// Every error code the API can send is documented and distinct.
+#[test]
+fn error_codes_are_stable_and_distinct() {
+    use mashangban::error::ErrorCode;
+    let mut seen = std::collections::HashSet::new();
+    for code in ErrorCode::ALL {
+        let text = code.as_str();
+        assert!(seen.insert(text), "duplicate code {text}");
+        assert_eq!(
+            serde_json::to_value(code).unwrap(),
+            serde_json::Value::String(text.into())
+        );
+        assert!(code.status().is_client_error() || code.status().is_server_error());
+    }
+}

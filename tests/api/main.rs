@@ -1,0 +1,10 @@
+//! Integration tests: one binary, each test with its own real server and database.
+
+mod helpers;
+
+mod auth;
+mod cli;
+mod health;
+mod http;
+mod openapi;
+mod schema_parity;
