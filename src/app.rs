@@ -19,7 +19,10 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::{Authenticator, KeyError};
 use crate::config::{ConfigError, Settings};
 use crate::db::instances::{self, ServiceInstance};
+use crate::db::requests;
 use crate::db::{Database, DbSetupError};
+use crate::domain::calendar::Calendar;
+use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
 use crate::http::extract::{self, BodyLimit};
 use crate::http::{Metrics, RouteTable, fallback, metrics, request_id};
 use crate::routes::{self, ApiDoc};
@@ -33,6 +36,9 @@ pub enum StartError {
     /// Bad verification key.
     #[error("configuration error: {0}")]
     Key(#[from] KeyError),
+    /// The catalog or calendar file is missing or wrong.
+    #[error("{0}")]
+    Data(String),
     /// The database cannot be reached or migrated.
     #[error(transparent)]
     Database(#[from] DbSetupError),
@@ -59,12 +65,15 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         settings.validate()?;
         let authenticator = web::Data::new(Authenticator::new(&settings.jwt)?);
+        let catalog = load_catalog(&settings)?;
+        let calendar = load_calendar(&settings)?;
         let db_settings = settings.database.clone();
         let instance = ServiceInstance::current(Utc::now());
         let registered = instance.clone();
+        let known = catalog.clone();
         let database = web::block(move || -> Result<Database, DbSetupError> {
             let database = Database::open(&db_settings)?;
-            database.register_instance(&registered)?;
+            database.register_instance(&registered, &known)?;
             Ok(database)
         })
         .await
@@ -89,6 +98,8 @@ impl Application {
             authenticator,
             metrics: web::Data::new(Metrics::new()),
             route_table: web::Data::new(RouteTable::from_openapi(&doc)),
+            catalog: web::Data::new(catalog),
+            calendar: web::Data::new(calendar),
             body_limit: settings.server.body_limit_bytes,
         };
         let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
@@ -142,13 +153,49 @@ impl Application {
 }
 
 impl Database {
-    fn register_instance(&self, instance: &ServiceInstance) -> Result<(), DbSetupError> {
+    /// Records this process and the catalog version it serves.
+    fn register_instance(
+        &self,
+        instance: &ServiceInstance,
+        catalog: &Catalog,
+    ) -> Result<(), DbSetupError> {
         let failed = |e: String| DbSetupError::Migrate {
             url: "<pool>".into(),
             reason: format!("cannot register instance: {e}"),
         };
         let mut conn = self.pool_get().map_err(|e| failed(e.to_string()))?;
+        requests::ensure_catalog_version(&mut conn, catalog, instance.started_at)
+            .map_err(|e| failed(e.to_string()))?;
         instances::register(&mut conn, instance).map_err(|e| failed(e.to_string()))
+    }
+}
+
+/// The configured catalog, or the compiled-in one.
+fn load_catalog(settings: &Settings) -> Result<Catalog, StartError> {
+    match settings.catalog.path() {
+        None => Catalog::parse("config/catalog.toml (built in)", DEFAULT_CATALOG)
+            .map_err(|e| StartError::Data(e.to_string())),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                StartError::Data(format!("catalog {}: cannot read: {e}", path.display()))
+            })?;
+            Catalog::parse(&path.display().to_string(), &text)
+                .map_err(|e| StartError::Data(e.to_string()))
+        }
+    }
+}
+
+/// The configured calendar, or the compiled-in cn-shanghai one.
+fn load_calendar(settings: &Settings) -> Result<Calendar, StartError> {
+    match settings.calendar.path() {
+        None => Ok(Calendar::builtin_shanghai()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                StartError::Data(format!("calendar {}: cannot read: {e}", path.display()))
+            })?;
+            Calendar::parse(&path.display().to_string(), &text)
+                .map_err(|e| StartError::Data(e.to_string()))
+        }
     }
 }
 
@@ -159,6 +206,8 @@ struct SharedState {
     authenticator: web::Data<Authenticator>,
     metrics: web::Data<Metrics>,
     route_table: web::Data<RouteTable>,
+    catalog: web::Data<Catalog>,
+    calendar: web::Data<Calendar>,
     body_limit: usize,
 }
 
@@ -181,6 +230,8 @@ fn app(
         .app_data(state.authenticator)
         .app_data(state.metrics)
         .app_data(state.route_table)
+        .app_data(state.catalog)
+        .app_data(state.calendar)
         .app_data(BodyLimit(state.body_limit))
         .app_data(extract::json_config(state.body_limit))
         .app_data(extract::query_config())

@@ -32,7 +32,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[("bind", "server.bind")];
 
 /// Sections of the configuration; an environment variable `MASHANGBAN_<SECTION>_<KEY>` maps to
 /// `[section] key`.
-const SECTIONS: &[&str] = &["server", "database", "jwt", "log"];
+const SECTIONS: &[&str] = &["server", "database", "jwt", "catalog", "calendar", "log"];
 
 /// All settings of one server process.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +44,10 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Token validation and issuing.
     pub jwt: JwtSettings,
+    /// The district catalog.
+    pub catalog: FileSettings,
+    /// The working calendar.
+    pub calendar: FileSettings,
     /// Logging.
     pub log: LogSettings,
 }
@@ -125,6 +129,21 @@ pub enum KeyAlgorithm {
     RS256,
     /// Ed25519.
     EdDSA,
+}
+
+/// `[catalog]` and `[calendar]`: a data file replacing the compiled-in one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// Path of the file; empty for the compiled-in data.
+    pub file: String,
+}
+
+impl FileSettings {
+    /// The file, when one is configured.
+    pub fn path(&self) -> Option<&Path> {
+        (!self.file.trim().is_empty()).then(|| Path::new(self.file.trim()))
+    }
 }
 
 /// `[log]`: how the server logs.

@@ -37,6 +37,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request body is larger than the configured limit.
     PayloadTooLarge,
+    /// An `Idempotency-Key` was used before with a different body.
+    IdempotencyKeyReused,
     /// The request body is not JSON.
     UnsupportedMediaType,
     /// The database does not answer; retry later.
@@ -56,6 +58,7 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::IdempotencyKeyReused,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::Internal,
@@ -72,6 +75,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
@@ -88,6 +92,7 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,6 +110,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "Not found",
             ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::PayloadTooLarge => "Request body too large",
+            ErrorCode::IdempotencyKeyReused => "Idempotency key reused",
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
             ErrorCode::Internal => "Internal error",

@@ -9,6 +9,7 @@
 //! actix's blocking thread pool, never on an async worker.
 
 pub mod instances;
+pub mod requests;
 pub mod schema;
 mod url;
 
@@ -145,6 +146,33 @@ pub fn migrate(conn: &mut DbConnection, url: &DatabaseUrl) -> Result<(), DbSetup
         }
     }
     Ok(())
+}
+
+/// Runs `work` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so two writers never
+/// deadlock upgrading a read lock), a plain transaction on PostgreSQL.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    type Manager = <DbConnection as Connection>::TransactionManager;
+    match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            match work(conn) {
+                Ok(value) => {
+                    Manager::commit_transaction(conn)?;
+                    Ok(value)
+                }
+                Err(error) => {
+                    Manager::rollback_transaction(conn)?;
+                    Err(error)
+                }
+            }
+        }
+        DbConnection::Pg(_) => conn.transaction(work),
+    }
 }
 
 /// Opens connections for the pool, the same way as [`establish`].

@@ -19,3 +19,190 @@ diesel::table! {
         stopped_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    /// Catalog versions (content hashes) that routing decisions refer to.
+    catalog_versions (version) {
+        /// SHA-256 of the catalog file.
+        version -> Text,
+        /// Number of matters.
+        matters -> Integer,
+        /// Number of bundles.
+        bundles -> Integer,
+        /// When a server first loaded it.
+        first_loaded_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Enterprise requests (办件).
+    requests (id) {
+        /// UUID v7.
+        id -> Text,
+        /// Human number, unique in the district: `PT20261127-000123`.
+        number -> Text,
+        /// The submitting enterprise.
+        uscc -> Text,
+        /// The enterprise's name as submitted.
+        applicant_name -> Text,
+        /// `matter` or `bundle`.
+        kind -> Text,
+        /// Matter or bundle code.
+        code -> Text,
+        /// Channel of intake.
+        channel -> Text,
+        /// Region of intake for cross-region requests.
+        intake_region -> Nullable<Text>,
+        /// Where the enterprise hears about the request.
+        contact_email -> Text,
+        /// The submitted form, as JSON text.
+        form -> Text,
+        /// Notification-commitment (告知承诺) chosen.
+        commitment -> Bool,
+        /// Lifecycle state.
+        status -> Text,
+        /// The one feedback point.
+        lead_unit -> Text,
+        /// Catalog version at intake.
+        catalog_version -> Text,
+        /// Optimistic-concurrency revision (the ETag).
+        revision -> Integer,
+        /// Intake time (UTC).
+        created_at -> Timestamp,
+        /// Last change (UTC).
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// One task per responsible unit (and matter) of a request.
+    tasks (id) {
+        /// UUID v7.
+        id -> Text,
+        /// The request.
+        request_id -> Text,
+        /// Responsible unit.
+        unit -> Text,
+        /// Matter handled (the bundle code for a coordinator task).
+        matter_code -> Text,
+        /// Category of that matter.
+        category -> Text,
+        /// `lead`, `co` or `coordinator`.
+        role -> Text,
+        /// Lifecycle state of the task.
+        status -> Text,
+        /// Creation time (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Materials declared with a request, or pending (容缺).
+    materials (id) {
+        /// UUID v7.
+        id -> Text,
+        /// The request.
+        request_id -> Text,
+        /// The matter asking for it.
+        matter_code -> Text,
+        /// Material code in the catalog.
+        code -> Text,
+        /// Name as declared (or the catalog name when pending).
+        name -> Text,
+        /// SHA-256 of the file, hex.
+        sha256 -> Nullable<Text>,
+        /// Size of the file in bytes.
+        size_bytes -> Nullable<BigInt>,
+        /// `provided` or `pending`.
+        status -> Text,
+        /// When a pending material is due (UTC).
+        due_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// SLA clocks of requests and tasks.
+    clocks (id) {
+        /// UUID v7.
+        id -> Text,
+        /// The request.
+        request_id -> Text,
+        /// The task, for per-unit clocks of a bundle.
+        task_id -> Nullable<Text>,
+        /// Clock kind.
+        kind -> Text,
+        /// Target as published (`PT20M`, `20 working_days`).
+        target -> Text,
+        /// State.
+        state -> Text,
+        /// When it started (UTC).
+        started_at -> Nullable<Timestamp>,
+        /// When it falls due (UTC).
+        due_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Why a request went where it went.
+    routing_decisions (id) {
+        /// UUID v7.
+        id -> Text,
+        /// The request.
+        request_id -> Text,
+        /// Catalog version applied.
+        catalog_version -> Text,
+        /// `intake` or `reroute`.
+        reason -> Text,
+        /// The explanation, as JSON text.
+        explanation -> Text,
+        /// When (UTC).
+        decided_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Idempotency keys of intake, per enterprise.
+    idempotency_keys (uscc, idempotency_key) {
+        /// Enterprise.
+        uscc -> Text,
+        /// The client's `Idempotency-Key`.
+        idempotency_key -> Text,
+        /// SHA-256 of the canonical request body.
+        body_sha256 -> Text,
+        /// The request created.
+        request_id -> Text,
+        /// Status of the first response.
+        status_code -> Integer,
+        /// Body of the first response.
+        response_body -> Text,
+        /// When (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Last request number used per day.
+    request_counters (day) {
+        /// `YYYYMMDD` in the district's time zone.
+        day -> Text,
+        /// Last sequence number.
+        last_number -> Integer,
+    }
+}
+
+diesel::joinable!(tasks -> requests (request_id));
+diesel::joinable!(materials -> requests (request_id));
+diesel::joinable!(clocks -> requests (request_id));
+diesel::joinable!(routing_decisions -> requests (request_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    requests,
+    tasks,
+    materials,
+    clocks,
+    routing_decisions,
+    idempotency_keys,
+    request_counters,
+    catalog_versions,
+    service_instances,
+);

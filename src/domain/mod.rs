@@ -1,8 +1,14 @@
 //! The rules of the service centre, as pure functions over plain data: no HTTP, no database,
 //! no clock (callers pass "now").
 
+pub mod calendar;
+pub mod catalog;
+pub mod intake;
+pub mod request;
+pub mod routing;
 pub mod unit;
 pub mod uscc;
 
+pub use self::catalog::{Catalog, Category, Channel};
 pub use self::unit::UnitCode;
 pub use self::uscc::Uscc;

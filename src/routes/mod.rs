@@ -5,10 +5,12 @@
 //! response type. Each handler's attribute carries its full path (`#[get("/api/v1/…")]`), so
 //! the `openapi_matches_routes` test can find every route in the source.
 
+pub mod catalog;
 pub mod health;
 pub mod instances;
 pub mod me;
 pub mod metrics;
+pub mod requests;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -32,6 +34,8 @@ use crate::error::Problem;
         (name = "health", description = "Liveness and readiness"),
         (name = "operations", description = "Metrics and server instances"),
         (name = "session", description = "Who the token speaks for"),
+        (name = "catalog", description = "The published units, matters and bundles (public)"),
+        (name = "requests", description = "Enterprise requests: intake, reading, routing"),
     )
 )]
 pub struct ApiDoc;
@@ -74,6 +78,14 @@ where
         .service(metrics::metrics)
         .service(me::me)
         .service(instances::list)
+        .service(catalog::units)
+        .service(catalog::matters)
+        .service(catalog::matter)
+        .service(catalog::bundles)
+        .service(requests::create)
+        .service(requests::list)
+        .service(requests::read)
+        .service(requests::routing_history)
 }
 
 /// The OpenAPI document of the whole route table.

@@ -7,4 +7,5 @@ mod cli;
 mod health;
 mod http;
 mod openapi;
+mod requests;
 mod schema_parity;

@@ -1,0 +1,577 @@
+//! Requests and everything created with them: tasks, materials, clocks, routing decisions,
+//! idempotency keys and the per-day number counter.
+//!
+//! Intake is one write transaction. With an `Idempotency-Key` the key is claimed first (its
+//! primary key makes a concurrent second claim wait, then fail, on PostgreSQL; SQLite's
+//! `BEGIN IMMEDIATE` serialises writers), so one key can never create two requests.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use super::schema::{
+    catalog_versions, clocks, idempotency_keys, materials, request_counters, requests,
+    routing_decisions, tasks,
+};
+use super::{DbConnection, write_transaction};
+use crate::domain::{Catalog, UnitCode};
+use crate::error::ApiError;
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_RETENTION: TimeDelta = TimeDelta::hours(24);
+
+type Backend = <DbConnection as Connection>::Backend;
+
+/// A stored request.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = requests)]
+pub struct RequestRow {
+    /// UUID v7.
+    pub id: String,
+    /// Human number.
+    pub number: String,
+    /// Enterprise.
+    pub uscc: String,
+    /// Enterprise name.
+    pub applicant_name: String,
+    /// `matter` or `bundle`.
+    pub kind: String,
+    /// Matter or bundle code.
+    pub code: String,
+    /// Channel.
+    pub channel: String,
+    /// Region, for cross-region intake.
+    pub intake_region: Option<String>,
+    /// Contact e-mail.
+    pub contact_email: String,
+    /// Form JSON text.
+    pub form: String,
+    /// Commitment chosen.
+    pub commitment: bool,
+    /// Status.
+    pub status: String,
+    /// Lead unit.
+    pub lead_unit: String,
+    /// Catalog version.
+    pub catalog_version: String,
+    /// Revision for ETags.
+    pub revision: i32,
+    /// Created (UTC).
+    pub created_at: NaiveDateTime,
+    /// Updated (UTC).
+    pub updated_at: NaiveDateTime,
+}
+
+/// A stored task.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = tasks)]
+pub struct TaskRow {
+    /// UUID v7.
+    pub id: String,
+    /// Request.
+    pub request_id: String,
+    /// Unit.
+    pub unit: String,
+    /// Matter.
+    pub matter_code: String,
+    /// Category.
+    pub category: String,
+    /// Role.
+    pub role: String,
+    /// Status.
+    pub status: String,
+    /// Created (UTC).
+    pub created_at: NaiveDateTime,
+}
+
+/// A stored material.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = materials)]
+pub struct MaterialRow {
+    /// UUID v7.
+    pub id: String,
+    /// Request.
+    pub request_id: String,
+    /// Matter.
+    pub matter_code: String,
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// SHA-256.
+    pub sha256: Option<String>,
+    /// Size.
+    pub size_bytes: Option<i64>,
+    /// `provided` / `pending`.
+    pub status: String,
+    /// Due, when pending (UTC).
+    pub due_at: Option<NaiveDateTime>,
+}
+
+/// A stored clock.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = clocks)]
+pub struct ClockRow {
+    /// UUID v7.
+    pub id: String,
+    /// Request.
+    pub request_id: String,
+    /// Task, for per-task clocks.
+    pub task_id: Option<String>,
+    /// Kind.
+    pub kind: String,
+    /// Target text.
+    pub target: String,
+    /// State.
+    pub state: String,
+    /// Start (UTC).
+    pub started_at: Option<NaiveDateTime>,
+    /// Due (UTC).
+    pub due_at: Option<NaiveDateTime>,
+}
+
+/// A stored routing decision.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = routing_decisions)]
+pub struct RoutingDecisionRow {
+    /// UUID v7.
+    pub id: String,
+    /// Request.
+    pub request_id: String,
+    /// Catalog version.
+    pub catalog_version: String,
+    /// `intake` / `reroute`.
+    pub reason: String,
+    /// Explanation JSON text.
+    pub explanation: String,
+    /// When (UTC).
+    pub decided_at: NaiveDateTime,
+}
+
+/// A request with its parts.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// The request.
+    pub request: RequestRow,
+    /// Its tasks.
+    pub tasks: Vec<TaskRow>,
+    /// Its materials.
+    pub materials: Vec<MaterialRow>,
+    /// Its clocks.
+    pub clocks: Vec<ClockRow>,
+}
+
+/// Everything intake writes (the number is assigned in the transaction).
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    /// The request (its `number` is overwritten).
+    pub request: RequestRow,
+    /// Tasks.
+    pub tasks: Vec<TaskRow>,
+    /// Materials.
+    pub materials: Vec<MaterialRow>,
+    /// Clocks.
+    pub clocks: Vec<ClockRow>,
+    /// The routing decision.
+    pub routing: RoutingDecisionRow,
+    /// Local date for the number, `YYYYMMDD`.
+    pub number_day: String,
+}
+
+/// An idempotency key presented with an intake.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    /// Enterprise (keys are per enterprise).
+    pub uscc: String,
+    /// The key.
+    pub key: String,
+    /// SHA-256 of the canonical body.
+    pub body_sha256: String,
+}
+
+/// What intake did.
+#[derive(Debug)]
+pub enum Intake {
+    /// Created a request.
+    Created(Box<RequestRecord>),
+    /// The key was used before with the same body: the first response, to replay.
+    Replay {
+        /// Status of the first response.
+        status: u16,
+        /// Body of the first response.
+        body: String,
+    },
+    /// The key was used before with another body.
+    KeyReused,
+}
+
+/// Why one intake attempt stopped.
+enum AttemptError {
+    /// A concurrent claim of the same key won (PostgreSQL): look again once it committed.
+    Retry,
+    /// A real failure.
+    Failed(ApiError),
+}
+
+impl From<DieselError> for AttemptError {
+    fn from(error: DieselError) -> Self {
+        AttemptError::Failed(error.into())
+    }
+}
+
+impl From<ApiError> for AttemptError {
+    fn from(error: ApiError) -> Self {
+        AttemptError::Failed(error)
+    }
+}
+
+/// Records the catalog version if this database has not seen it.
+pub fn ensure_catalog_version(
+    conn: &mut DbConnection,
+    catalog: &Catalog,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let known: i64 = catalog_versions::table
+        .filter(catalog_versions::version.eq(catalog.version()))
+        .count()
+        .get_result(conn)?;
+    if known > 0 {
+        return Ok(());
+    }
+    let inserted = diesel::insert_into(catalog_versions::table)
+        .values((
+            catalog_versions::version.eq(catalog.version()),
+            catalog_versions::matters.eq(catalog.matters().count() as i32),
+            catalog_versions::bundles.eq(catalog.bundles().count() as i32),
+            catalog_versions::first_loaded_at.eq(now),
+        ))
+        .execute(conn);
+    match inserted {
+        // Another instance recorded it at the same moment.
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// Creates a request (or replays an idempotent one). `render` makes the response body that a
+/// replay will return.
+pub fn create(
+    conn: &mut DbConnection,
+    new: &NewRequest,
+    claim: Option<&IdempotencyClaim>,
+    now: NaiveDateTime,
+    render: &dyn Fn(&RequestRecord) -> String,
+) -> Result<Intake, ApiError> {
+    // A lost claim means the winner has committed, so one retry finds its row.
+    for _ in 0..3 {
+        match write_transaction(conn, |conn| attempt(conn, new, claim, now, render)) {
+            Ok(intake) => return Ok(intake),
+            Err(AttemptError::Retry) => continue,
+            Err(AttemptError::Failed(error)) => return Err(error),
+        }
+    }
+    Err(ApiError::internal("idempotency claim kept failing"))
+}
+
+fn attempt(
+    conn: &mut DbConnection,
+    new: &NewRequest,
+    claim: Option<&IdempotencyClaim>,
+    now: NaiveDateTime,
+    render: &dyn Fn(&RequestRecord) -> String,
+) -> Result<Intake, AttemptError> {
+    if let Some(claim) = claim {
+        let cutoff = now - IDEMPOTENCY_RETENTION;
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff)))
+            .execute(conn)?;
+        let existing: Option<(String, i32, String)> = idempotency_keys::table
+            .find((&claim.uscc, &claim.key))
+            .select((
+                idempotency_keys::body_sha256,
+                idempotency_keys::status_code,
+                idempotency_keys::response_body,
+            ))
+            .first(conn)
+            .optional()?;
+        if let Some((hash, status, body)) = existing {
+            return Ok(if hash == claim.body_sha256 {
+                Intake::Replay {
+                    status: status as u16,
+                    body,
+                }
+            } else {
+                Intake::KeyReused
+            });
+        }
+        // Claim the key before any work; a concurrent claim waits here and then fails.
+        let claimed = conn.transaction(|conn| {
+            diesel::insert_into(idempotency_keys::table)
+                .values((
+                    idempotency_keys::uscc.eq(&claim.uscc),
+                    idempotency_keys::idempotency_key.eq(&claim.key),
+                    idempotency_keys::body_sha256.eq(&claim.body_sha256),
+                    idempotency_keys::request_id.eq(&new.request.id),
+                    idempotency_keys::status_code.eq(0),
+                    idempotency_keys::response_body.eq(""),
+                    idempotency_keys::created_at.eq(now),
+                ))
+                .execute(conn)
+        });
+        match claimed {
+            Ok(_) => {}
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                return Err(AttemptError::Retry);
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+
+    let mut request = new.request.clone();
+    request.number = next_number(conn, &new.number_day)?;
+    diesel::insert_into(requests::table)
+        .values(&request)
+        .execute(conn)?;
+    // MultiConnection has no multi-row INSERT (SQLite's batch insert is its own dialect), so
+    // rows go one statement each; all in this transaction.
+    for task in &new.tasks {
+        diesel::insert_into(tasks::table)
+            .values(task)
+            .execute(conn)?;
+    }
+    for material in &new.materials {
+        diesel::insert_into(materials::table)
+            .values(material)
+            .execute(conn)?;
+    }
+    for clock in &new.clocks {
+        diesel::insert_into(clocks::table)
+            .values(clock)
+            .execute(conn)?;
+    }
+    diesel::insert_into(routing_decisions::table)
+        .values(&new.routing)
+        .execute(conn)?;
+    let record = RequestRecord {
+        request,
+        tasks: new.tasks.clone(),
+        materials: new.materials.clone(),
+        clocks: new.clocks.clone(),
+    };
+    if let Some(claim) = claim {
+        diesel::update(idempotency_keys::table.find((&claim.uscc, &claim.key)))
+            .set((
+                idempotency_keys::status_code.eq(201),
+                idempotency_keys::response_body.eq(render(&record)),
+            ))
+            .execute(conn)?;
+    }
+    Ok(Intake::Created(Box::new(record)))
+}
+
+/// The next number of `day` (`YYYYMMDD`): `PT<day>-<6 digits>`.
+fn next_number(conn: &mut DbConnection, day: &str) -> Result<String, ApiError> {
+    loop {
+        let updated = diesel::update(request_counters::table.find(day))
+            .set(request_counters::last_number.eq(request_counters::last_number + 1))
+            .execute(conn)?;
+        if updated == 0 {
+            let inserted = conn.transaction(|conn| {
+                diesel::insert_into(request_counters::table)
+                    .values((
+                        request_counters::day.eq(day),
+                        request_counters::last_number.eq(1),
+                    ))
+                    .execute(conn)
+            });
+            match inserted {
+                Ok(_) => {}
+                // Another writer created today's counter first: increment it instead.
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let last: i32 = request_counters::table
+            .find(day)
+            .select(request_counters::last_number)
+            .first(conn)?;
+        return Ok(format!("PT{day}-{last:06}"));
+    }
+}
+
+/// Loads the parts of the given requests, in the order given.
+fn with_parts(conn: &mut DbConnection, rows: Vec<RequestRow>) -> QueryResult<Vec<RequestRecord>> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let all_tasks: Vec<TaskRow> = tasks::table
+        .filter(tasks::request_id.eq_any(&ids))
+        .order((tasks::request_id, tasks::id))
+        .select(TaskRow::as_select())
+        .load(conn)?;
+    let all_materials: Vec<MaterialRow> = materials::table
+        .filter(materials::request_id.eq_any(&ids))
+        .order((materials::request_id, materials::id))
+        .select(MaterialRow::as_select())
+        .load(conn)?;
+    let all_clocks: Vec<ClockRow> = clocks::table
+        .filter(clocks::request_id.eq_any(&ids))
+        .order((clocks::request_id, clocks::id))
+        .select(ClockRow::as_select())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|request| RequestRecord {
+            tasks: all_tasks
+                .iter()
+                .filter(|t| t.request_id == request.id)
+                .cloned()
+                .collect(),
+            materials: all_materials
+                .iter()
+                .filter(|m| m.request_id == request.id)
+                .cloned()
+                .collect(),
+            clocks: all_clocks
+                .iter()
+                .filter(|c| c.request_id == request.id)
+                .cloned()
+                .collect(),
+            request,
+        })
+        .collect())
+}
+
+/// Who may see which requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// One enterprise's own.
+    Enterprise(String),
+    /// Those with a task for the unit.
+    Unit(UnitCode),
+    /// All (district-wide supervisors, administrators).
+    All,
+}
+
+/// List filters; all optional and combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Status.
+    pub status: Option<String>,
+    /// Matter or bundle code (a bundle's matters match too).
+    pub matter: Option<String>,
+    /// Category of any task.
+    pub category: Option<String>,
+    /// Unit of any task.
+    pub unit: Option<String>,
+    /// Channel.
+    pub channel: Option<String>,
+    /// Created at or after (UTC).
+    pub created_from: Option<NaiveDateTime>,
+    /// Created before (UTC).
+    pub created_to: Option<NaiveDateTime>,
+}
+
+fn filtered<'a>(scope: &'a Scope, f: &'a Filters) -> requests::BoxedQuery<'a, Backend> {
+    let mut query = requests::table.into_boxed();
+    match scope {
+        Scope::Enterprise(uscc) => query = query.filter(requests::uscc.eq(uscc)),
+        Scope::Unit(unit) => {
+            query = query.filter(
+                requests::id.eq_any(
+                    tasks::table
+                        .filter(tasks::unit.eq(unit.as_str()))
+                        .select(tasks::request_id),
+                ),
+            )
+        }
+        Scope::All => {}
+    }
+    if let Some(status) = &f.status {
+        query = query.filter(requests::status.eq(status));
+    }
+    if let Some(code) = &f.matter {
+        query = query.filter(
+            requests::code.eq(code).or(requests::id.eq_any(
+                tasks::table
+                    .filter(tasks::matter_code.eq(code))
+                    .select(tasks::request_id),
+            )),
+        );
+    }
+    if let Some(category) = &f.category {
+        query = query.filter(
+            requests::id.eq_any(
+                tasks::table
+                    .filter(tasks::category.eq(category))
+                    .select(tasks::request_id),
+            ),
+        );
+    }
+    if let Some(unit) = &f.unit {
+        query = query.filter(
+            requests::id.eq_any(
+                tasks::table
+                    .filter(tasks::unit.eq(unit))
+                    .select(tasks::request_id),
+            ),
+        );
+    }
+    if let Some(channel) = &f.channel {
+        query = query.filter(requests::channel.eq(channel));
+    }
+    if let Some(from) = f.created_from {
+        query = query.filter(requests::created_at.ge(from));
+    }
+    if let Some(to) = f.created_to {
+        query = query.filter(requests::created_at.lt(to));
+    }
+    query
+}
+
+/// One page of requests, newest first, after the cursor (an id), with the total matching.
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    filters: &Filters,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<(Vec<RequestRecord>, i64)> {
+    let total: i64 = filtered(scope, filters).count().get_result(conn)?;
+    let mut page = filtered(scope, filters);
+    if let Some(after) = after {
+        page = page.filter(requests::id.lt(after));
+    }
+    let rows: Vec<RequestRow> = page
+        .order(requests::id.desc())
+        .limit(limit)
+        .select(RequestRow::as_select())
+        .load(conn)?;
+    Ok((with_parts(conn, rows)?, total))
+}
+
+/// One request, if `scope` may see it.
+pub fn find(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    id: &str,
+) -> QueryResult<Option<RequestRecord>> {
+    let row: Option<RequestRow> = filtered(scope, &Filters::default())
+        .filter(requests::id.eq(id))
+        .select(RequestRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(match row {
+        Some(row) => with_parts(conn, vec![row])?.pop(),
+        None => None,
+    })
+}
+
+/// The routing decisions of a request, oldest first.
+pub fn routing_decisions(
+    conn: &mut DbConnection,
+    request_id: &str,
+) -> QueryResult<Vec<RoutingDecisionRow>> {
+    routing_decisions::table
+        .filter(routing_decisions::request_id.eq(request_id))
+        .order(routing_decisions::id)
+        .select(RoutingDecisionRow::as_select())
+        .load(conn)
+}

@@ -1,0 +1,757 @@
+//! Enterprise requests: intake (`POST`), listing, reading, and the routing explanation.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::{Actor, Principal, Role};
+use crate::db::Database;
+use crate::db::requests::{
+    self, ClockRow, Filters, IdempotencyClaim, Intake as Stored, MaterialRow, NewRequest,
+    RequestRecord, RequestRow, RoutingDecisionRow, Scope, TaskRow,
+};
+use crate::domain::calendar::Calendar;
+use crate::domain::catalog::Target;
+use crate::domain::intake::{self, Intake};
+use crate::domain::request::{
+    ClockKind, ClockState, MaterialStatus, RequestKind, Status, TaskRole,
+};
+use crate::domain::routing::{self, Explanation};
+use crate::domain::{Catalog, Category, Channel, UnitCode};
+use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+
+/// Header naming an idempotent retry.
+const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// Header marking a replayed response.
+const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
+/// Largest page.
+const MAX_LIMIT: i64 = 100;
+/// Default page.
+const DEFAULT_LIMIT: i64 = 20;
+
+/// The submitting enterprise.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Applicant {
+    /// Enterprise name.
+    #[schema(example = "上海马上办科技有限公司")]
+    pub name: String,
+    /// Unified social credit code; must be the token's.
+    #[schema(example = "91350100M000100Y43")]
+    pub uscc: String,
+}
+
+/// A material declared at intake (the file itself goes to the portal's store).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeclaredMaterial {
+    /// Matter the material is for (required in a bundle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matter: Option<String>,
+    /// Material code from the catalog.
+    pub code: String,
+    /// File name.
+    pub name: String,
+    /// SHA-256 of the file, 64 hex digits.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+    pub sha256: String,
+    /// File size in bytes.
+    #[schema(minimum = 1)]
+    pub size_bytes: i64,
+}
+
+/// The body of `POST /api/v1/requests`. Exactly one of `matter` and `bundle`.
+/// Nothing else may be set: status, units, numbers and due dates are the system's.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    /// Matter code.
+    #[schema(example = "market.establish")]
+    pub matter: Option<String>,
+    /// Bundle code.
+    pub bundle: Option<String>,
+    /// Channel of intake.
+    pub channel: Channel,
+    /// Region that took a cross-region request (required for `cross_region` only).
+    pub intake_region: Option<String>,
+    /// The enterprise.
+    pub applicant: Applicant,
+    /// Where the enterprise hears about the request.
+    #[schema(example = "office@example.com")]
+    pub contact_email: String,
+    /// The matter's form; for a bundle, one form per matter code.
+    #[schema(value_type = Object)]
+    pub form: Option<serde_json::Value>,
+    /// Materials declared.
+    pub materials: Option<Vec<DeclaredMaterial>>,
+    /// Approval on a signed commitment (告知承诺), where allowed.
+    pub commitment: Option<bool>,
+}
+
+/// A task: one responsible unit's part.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskView {
+    /// Task id.
+    pub id: String,
+    /// Unit.
+    pub unit: String,
+    /// Matter (the bundle code for a coordinator).
+    pub matter: String,
+    /// Lead, co-operating unit or coordinator.
+    pub role: TaskRole,
+    /// State.
+    pub status: Status,
+}
+
+/// A material of the request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MaterialView {
+    /// Matter.
+    pub matter: String,
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// SHA-256, when provided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Size, when provided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    /// Provided, or pending (容缺).
+    pub status: MaterialStatus,
+    /// When a pending material is due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// An SLA clock.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClockView {
+    /// Clock id.
+    pub id: String,
+    /// Kind.
+    pub kind: ClockKind,
+    /// Target as published.
+    #[schema(example = "20 working_days")]
+    pub target: String,
+    /// State.
+    pub state: ClockState,
+    /// The task it belongs to, for per-unit clocks of a bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// When it started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it falls due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
+}
+
+/// A request as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestView {
+    /// Id (UUID v7).
+    pub id: String,
+    /// Human number, unique in the district.
+    #[schema(example = "PT20261127-000123")]
+    pub number: String,
+    /// State.
+    pub status: Status,
+    /// Matter or bundle.
+    pub kind: RequestKind,
+    /// Its code.
+    pub code: String,
+    /// Channel.
+    pub channel: Channel,
+    /// Region of a cross-region intake.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intake_region: Option<String>,
+    /// The enterprise.
+    pub applicant: Applicant,
+    /// Contact e-mail.
+    pub contact_email: String,
+    /// The form as submitted.
+    #[schema(value_type = Object)]
+    pub form: serde_json::Value,
+    /// Commitment chosen.
+    pub commitment: bool,
+    /// The one feedback point.
+    pub lead_unit: String,
+    /// One task per responsible unit.
+    pub tasks: Vec<TaskView>,
+    /// Materials.
+    pub materials: Vec<MaterialView>,
+    /// Clocks.
+    pub clocks: Vec<ClockView>,
+    /// Catalog version at intake.
+    pub catalog_version: String,
+    /// Intake time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of requests.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestPage {
+    /// The requests, newest first.
+    pub items: Vec<RequestView>,
+    /// How many match the filters in all.
+    pub total: i64,
+    /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// One routing decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoutingDecision {
+    /// Decision id.
+    pub id: String,
+    /// `intake` or `reroute`.
+    pub reason: String,
+    /// Catalog version applied.
+    pub catalog_version: String,
+    /// When.
+    pub decided_at: DateTime<Utc>,
+    /// Which rule put which unit where.
+    #[schema(value_type = Explanation)]
+    pub explanation: serde_json::Value,
+}
+
+/// The routing history of a request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoutingView {
+    /// The request.
+    pub request_id: String,
+    /// Decisions, oldest first.
+    pub decisions: Vec<RoutingDecision>,
+}
+
+fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+fn parse_or<T: std::str::FromStr>(text: &str, fallback: T) -> T {
+    text.parse().unwrap_or(fallback)
+}
+
+/// Renders a stored request.
+pub fn view(record: &RequestRecord) -> RequestView {
+    let r = &record.request;
+    RequestView {
+        id: r.id.clone(),
+        number: r.number.clone(),
+        status: parse_or(&r.status, Status::Submitted),
+        kind: parse_or(&r.kind, RequestKind::Matter),
+        code: r.code.clone(),
+        channel: serde_json::from_value(serde_json::Value::String(r.channel.clone()))
+            .unwrap_or(Channel::Online),
+        intake_region: r.intake_region.clone(),
+        applicant: Applicant {
+            name: r.applicant_name.clone(),
+            uscc: r.uscc.clone(),
+        },
+        contact_email: r.contact_email.clone(),
+        form: serde_json::from_str(&r.form).unwrap_or_default(),
+        commitment: r.commitment,
+        lead_unit: r.lead_unit.clone(),
+        tasks: record
+            .tasks
+            .iter()
+            .map(|t| TaskView {
+                id: t.id.clone(),
+                unit: t.unit.clone(),
+                matter: t.matter_code.clone(),
+                role: parse_or(&t.role, TaskRole::Lead),
+                status: parse_or(&t.status, Status::Submitted),
+            })
+            .collect(),
+        materials: record
+            .materials
+            .iter()
+            .map(|m| MaterialView {
+                matter: m.matter_code.clone(),
+                code: m.code.clone(),
+                name: m.name.clone(),
+                sha256: m.sha256.clone(),
+                size_bytes: m.size_bytes,
+                status: parse_or(&m.status, MaterialStatus::Provided),
+                due_at: m.due_at.map(utc),
+            })
+            .collect(),
+        clocks: record
+            .clocks
+            .iter()
+            .map(|c| ClockView {
+                id: c.id.clone(),
+                kind: parse_or(&c.kind, ClockKind::Promised),
+                target: c.target.clone(),
+                state: parse_or(&c.state, ClockState::Pending),
+                task_id: c.task_id.clone(),
+                started_at: c.started_at.map(utc),
+                due_at: c.due_at.map(utc),
+            })
+            .collect(),
+        catalog_version: r.catalog_version.clone(),
+        created_at: utc(r.created_at),
+        updated_at: utc(r.updated_at),
+    }
+}
+
+fn etag(record: &RequestRecord) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"r{}\"", record.request.revision)).expect("ASCII")
+}
+
+/// Builds the rows of a checked intake: routing, tasks, materials, clocks.
+fn plan(
+    catalog: &Catalog,
+    calendar: &Calendar,
+    intake: &Intake,
+    uscc: &str,
+    now: DateTime<Utc>,
+) -> Result<NewRequest, ApiError> {
+    let due = |target: Target| -> Result<NaiveDateTime, ApiError> {
+        calendar
+            .deadline(now, target)
+            .map(|t| t.naive_utc())
+            .map_err(ApiError::internal)
+    };
+    let id = Uuid::now_v7().to_string();
+    let routing = routing::route(
+        catalog,
+        intake.kind,
+        &intake.code,
+        intake.channel,
+        intake.intake_region.as_deref(),
+    );
+    let at = now.naive_utc();
+    let tasks: Vec<TaskRow> = routing
+        .tasks
+        .iter()
+        .map(|t| TaskRow {
+            id: Uuid::now_v7().to_string(),
+            request_id: id.clone(),
+            unit: t.unit.to_string(),
+            matter_code: t.matter.clone(),
+            category: t.category.clone(),
+            role: t.role.as_str().into(),
+            status: Status::Submitted.as_str().into(),
+            created_at: at,
+        })
+        .collect();
+    let materials = intake
+        .materials
+        .iter()
+        .map(|m| -> Result<MaterialRow, ApiError> {
+            Ok(MaterialRow {
+                id: Uuid::now_v7().to_string(),
+                request_id: id.clone(),
+                matter_code: m.matter_code.clone(),
+                code: m.code.clone(),
+                name: m.name.clone(),
+                sha256: m.sha256.clone(),
+                size_bytes: m.size_bytes,
+                status: if m.pending_days.is_some() {
+                    MaterialStatus::Pending
+                } else {
+                    MaterialStatus::Provided
+                }
+                .as_str()
+                .into(),
+                due_at: m
+                    .pending_days
+                    .map(|days| due(Target::working_days(days)))
+                    .transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let clocks = routing
+        .clocks
+        .iter()
+        .map(|c| -> Result<ClockRow, ApiError> {
+            Ok(ClockRow {
+                id: Uuid::now_v7().to_string(),
+                request_id: id.clone(),
+                task_id: c.task.map(|i| tasks[i].id.clone()),
+                kind: c.kind.as_str().into(),
+                target: c.target.to_string(),
+                state: if c.starts_at_intake {
+                    ClockState::Running
+                } else {
+                    ClockState::Pending
+                }
+                .as_str()
+                .into(),
+                started_at: c.starts_at_intake.then_some(at),
+                due_at: c.starts_at_intake.then(|| due(c.target)).transpose()?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let local_day = now
+        .with_timezone(&calendar.time_zone())
+        .format("%Y%m%d")
+        .to_string();
+    Ok(NewRequest {
+        request: RequestRow {
+            id: id.clone(),
+            number: String::new(),
+            uscc: uscc.to_string(),
+            applicant_name: intake.applicant_name.clone(),
+            kind: intake.kind.as_str().into(),
+            code: intake.code.clone(),
+            channel: intake.channel.as_str().into(),
+            intake_region: intake.intake_region.clone(),
+            contact_email: intake.contact_email.clone(),
+            form: intake.form.to_string(),
+            commitment: intake.commitment,
+            status: Status::Submitted.as_str().into(),
+            lead_unit: routing.lead_unit.to_string(),
+            catalog_version: catalog.version().to_string(),
+            revision: 1,
+            created_at: at,
+            updated_at: at,
+        },
+        tasks,
+        materials,
+        clocks,
+        routing: RoutingDecisionRow {
+            id: Uuid::now_v7().to_string(),
+            request_id: id,
+            catalog_version: catalog.version().to_string(),
+            reason: "intake".into(),
+            explanation: serde_json::to_string(&routing.explanation).expect("serialisable"),
+            decided_at: at,
+        },
+        number_day: local_day,
+    })
+}
+
+/// The `Idempotency-Key` header, if any: 1–255 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default();
+    if text.is_empty() || text.len() > 255 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::validation(vec![FieldError {
+            pointer: IDEMPOTENCY_KEY.into(),
+            message: "must be 1 to 255 visible ASCII characters".into(),
+        }]));
+    }
+    Ok(Some(text.to_string()))
+}
+
+/// Submit a request for a matter or a bundle (enterprise tokens only).
+///
+/// Routed at once by the catalog: the answer carries the lead unit, one task per
+/// responsible unit, the materials (pending ones with their due date) and the clocks. Send an
+/// `Idempotency-Key` to make retries safe: the same key and body replay the first answer.
+#[utoipa::path(
+    tag = "requests",
+    security(("bearer" = [])),
+    request_body = Submission,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 hours (per enterprise)")),
+    responses(
+        (status = 201, description = "Created and routed (or the replay of the first answer)", body = RequestView,
+         headers(("Location" = String, description = "The new request"), ("ETag" = String, description = "Revision"),
+                 ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
+        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, each named; or an idempotency key reused with another body",
+         body = Problem, content_type = "application/problem+json"),
+        crate::routes::AuthFailures
+    )
+)]
+#[post("/api/v1/requests")]
+pub async fn create(
+    req: HttpRequest,
+    principal: Principal,
+    body: web::Json<serde_json::Value>,
+    catalog: web::Data<Catalog>,
+    calendar: web::Data<Calendar>,
+    db: web::Data<Database>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Enterprise])?;
+    let Actor::Enterprise(uscc) = &principal.actor else {
+        unreachable!("checked above")
+    };
+    let key = idempotency_key(&req)?;
+    let body = body.into_inner();
+    let intake = intake::check(&catalog, &body, uscc).map_err(ApiError::validation)?;
+    // Microseconds: what both backends store, so a re-read equals this answer.
+    let now = Utc::now().trunc_subsecs(6);
+    let new = plan(&catalog, &calendar, &intake, uscc.as_str(), now)?;
+    // serde_json's map is ordered, so this is a canonical encoding of the body.
+    let claim = key.map(|key| IdempotencyClaim {
+        uscc: uscc.to_string(),
+        key,
+        body_sha256: hex(&Sha256::digest(body.to_string().as_bytes())),
+    });
+    let outcome = db
+        .run(move |conn| {
+            let render = |record: &RequestRecord| {
+                serde_json::to_string(&view(record)).expect("serialisable")
+            };
+            requests::create(conn, &new, claim.as_ref(), now.naive_utc(), &render)
+        })
+        .await?;
+    match outcome {
+        Stored::Created(record) => Ok(HttpResponse::Created()
+            .insert_header((
+                header::LOCATION,
+                format!("/api/v1/requests/{}", record.request.id),
+            ))
+            .insert_header((header::ETAG, etag(&record)))
+            .json(view(&record))),
+        Stored::Replay { status, body } => {
+            let view: serde_json::Value =
+                serde_json::from_str(&body).map_err(ApiError::internal)?;
+            let id = view["id"].as_str().unwrap_or_default().to_string();
+            Ok(HttpResponse::build(
+                actix_web::http::StatusCode::from_u16(status).map_err(ApiError::internal)?,
+            )
+            .insert_header((header::LOCATION, format!("/api/v1/requests/{id}")))
+            .insert_header((IDEMPOTENT_REPLAYED, "true"))
+            .content_type("application/json")
+            .body(body))
+        }
+        Stored::KeyReused => Err(ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different body; use a new key for a new request",
+        )),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the caller may see.
+fn scope_of(principal: &Principal) -> Scope {
+    match &principal.actor {
+        Actor::Enterprise(uscc) => Scope::Enterprise(uscc.to_string()),
+        Actor::Clerk(unit) | Actor::Supervisor(Some(unit)) => Scope::Unit(*unit),
+        Actor::Supervisor(None) | Actor::Admin => Scope::All,
+    }
+}
+
+/// Filters and page of the request list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this state.
+    #[param(value_type = Option<Status>)]
+    pub status: Option<String>,
+    /// Only this matter or bundle code (a bundle's matters match too).
+    pub matter: Option<String>,
+    /// Only requests with a task of this category.
+    #[param(value_type = Option<Category>)]
+    pub category: Option<String>,
+    /// Only requests with a task for this unit.
+    #[param(value_type = Option<UnitCode>)]
+    pub unit: Option<String>,
+    /// Only this channel.
+    #[param(value_type = Option<Channel>)]
+    pub channel: Option<String>,
+    /// Created at or after (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_from: Option<String>,
+    /// Created before (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_to: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–100 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+}
+
+fn parse_filters(query: &ListQuery) -> Result<(Filters, i64), ApiError> {
+    let mut errors = Vec::new();
+    let mut check =
+        |name: &str, value: &Option<String>, ok: &dyn Fn(&str) -> Result<(), String>| {
+            if let Some(v) = value {
+                if let Err(message) = ok(v) {
+                    errors.push(FieldError {
+                        pointer: name.into(),
+                        message,
+                    });
+                }
+            }
+        };
+    check("status", &query.status, &|v| {
+        v.parse::<Status>().map(|_| ())
+    });
+    check("category", &query.category, &|v| {
+        v.parse::<Category>().map(|_| ())
+    });
+    check("unit", &query.unit, &|v| {
+        v.parse::<UnitCode>().map(|_| ()).map_err(|e| e.to_string())
+    });
+    check("channel", &query.channel, &|v| {
+        serde_json::from_value::<Channel>(serde_json::Value::String(v.into()))
+            .map(|_| ())
+            .map_err(|_| "must be one of: online, window, self_service, cross_region".into())
+    });
+    let time = |v: &str| {
+        DateTime::parse_from_rfc3339(v)
+            .map(|_| ())
+            .map_err(|e| format!("not an RFC 3339 time: {e}"))
+    };
+    check("created_from", &query.created_from, &time);
+    check("created_to", &query.created_to, &time);
+    check("cursor", &query.cursor, &|v| {
+        Uuid::parse_str(v)
+            .map(|_| ())
+            .map_err(|_| "not a cursor from a previous page".into())
+    });
+    check("limit", &query.limit, &|v| match v.parse::<i64>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(()),
+        _ => Err(format!("must be a whole number from 1 to {MAX_LIMIT}")),
+    });
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let at = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc).naive_utc())
+    };
+    Ok((
+        Filters {
+            status: query.status.clone(),
+            matter: query.matter.clone(),
+            category: query.category.clone(),
+            unit: query.unit.clone(),
+            channel: query.channel.clone(),
+            created_from: at(&query.created_from),
+            created_to: at(&query.created_to),
+        },
+        query
+            .limit
+            .as_deref()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(DEFAULT_LIMIT),
+    ))
+}
+
+/// List the requests the caller may see: an enterprise its own, a clerk its unit's, a
+/// supervisor its unit's or (district-wide) all; newest first.
+#[utoipa::path(
+    tag = "requests",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = RequestPage),
+        (status = 422, description = "A filter is invalid", body = Problem, content_type = "application/problem+json"),
+        crate::routes::AuthFailures
+    )
+)]
+#[get("/api/v1/requests")]
+pub async fn list(
+    principal: Principal,
+    query: web::Query<ListQuery>,
+    db: web::Data<Database>,
+) -> Result<HttpResponse, ApiError> {
+    let (filters, limit) = parse_filters(&query)?;
+    let scope = scope_of(&principal);
+    let cursor = query.cursor.clone();
+    let (records, total) = db
+        .run(move |conn| {
+            Ok(requests::list(
+                conn,
+                &scope,
+                &filters,
+                cursor.as_deref(),
+                limit,
+            )?)
+        })
+        .await?;
+    let next_cursor = (records.len() as i64 == limit)
+        .then(|| records.last().map(|r| r.request.id.clone()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(RequestPage {
+        items: records.iter().map(view).collect(),
+        total,
+        next_cursor,
+    }))
+}
+
+async fn visible(
+    principal: &Principal,
+    db: &Database,
+    id: String,
+) -> Result<RequestRecord, ApiError> {
+    let scope = scope_of(principal);
+    let lookup = id.clone();
+    db.run(move |conn| Ok(requests::find(conn, &scope, &lookup)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no request {id}")))
+}
+
+/// Read one request (404 when it is not the caller's to see).
+#[utoipa::path(
+    tag = "requests",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Request id")),
+    responses(
+        (status = 200, description = "The request", body = RequestView,
+         headers(("ETag" = String, description = "Revision, for If-Match"))),
+        (status = 404, description = "No such request for this caller", body = Problem, content_type = "application/problem+json"),
+        crate::routes::AuthFailures
+    )
+)]
+#[get("/api/v1/requests/{id}")]
+pub async fn read(
+    principal: Principal,
+    id: web::Path<String>,
+    db: web::Data<Database>,
+) -> Result<HttpResponse, ApiError> {
+    let record = visible(&principal, &db, id.into_inner()).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(&record)))
+        .json(view(&record)))
+}
+
+/// Explain where the request was routed and why, with the catalog version applied.
+#[utoipa::path(
+    tag = "requests",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Request id")),
+    responses(
+        (status = 200, description = "The routing decisions", body = RoutingView),
+        (status = 404, description = "No such request for this caller", body = Problem, content_type = "application/problem+json"),
+        crate::routes::AuthFailures
+    )
+)]
+#[get("/api/v1/requests/{id}/routing")]
+pub async fn routing_history(
+    principal: Principal,
+    id: web::Path<String>,
+    db: web::Data<Database>,
+) -> Result<HttpResponse, ApiError> {
+    let record = visible(&principal, &db, id.into_inner()).await?;
+    let request_id = record.request.id.clone();
+    let lookup = request_id.clone();
+    let rows = db
+        .run(move |conn| Ok(requests::routing_decisions(conn, &lookup)?))
+        .await?;
+    Ok(HttpResponse::Ok().json(RoutingView {
+        request_id,
+        decisions: rows
+            .into_iter()
+            .map(|row| RoutingDecision {
+                id: row.id,
+                reason: row.reason,
+                catalog_version: row.catalog_version,
+                decided_at: utc(row.decided_at),
+                explanation: serde_json::from_str(&row.explanation).unwrap_or_default(),
+            })
+            .collect(),
+    }))
+}
