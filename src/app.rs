@@ -7,6 +7,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -58,6 +59,7 @@ pub struct Application {
     port: u16,
     database: Database,
     instance: ServiceInstance,
+    grace: Duration,
 }
 
 impl Application {
@@ -103,6 +105,7 @@ impl Application {
             body_limit: settings.server.body_limit_bytes,
         };
         let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
+            .disable_signals()
             .shutdown_timeout(settings.server.shutdown_timeout_secs)
             .listen(listener)
             .map_err(|source| StartError::Bind {
@@ -123,6 +126,7 @@ impl Application {
             port,
             database,
             instance,
+            grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
         })
     }
 
@@ -131,16 +135,61 @@ impl Application {
         self.port
     }
 
-    /// Serves until a stop signal, then records the graceful stop.
+    /// Serves until SIGTERM or Ctrl-C, lets in-flight requests finish (up to
+    /// `server.shutdown_timeout_secs`), then records the graceful stop.
+    ///
+    /// The signals are ours, not actix's: whatever the server does while stopping, the process
+    /// gives up waiting after the grace period plus a margin and still exits.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let outcome = self.server.await;
+        use actix_web::rt::signal::{
+            ctrl_c,
+            unix::{SignalKind, signal},
+        };
+        use futures_util::future::{Either, select};
+
+        let handle = self.server.handle();
+        let mut server = actix_web::rt::spawn(self.server);
+        let mut terminate = signal(SignalKind::terminate())?;
+        let stop_signal = Box::pin(async move {
+            let term = Box::pin(terminate.recv());
+            let interrupt = Box::pin(ctrl_c());
+            match select(term, interrupt).await {
+                Either::Left(_) => "SIGTERM",
+                Either::Right(_) => "SIGINT",
+            }
+        });
+        let outcome = match select(&mut server, stop_signal).await {
+            Either::Left((result, _)) => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+            Either::Right((name, _)) => {
+                tracing::info!(
+                    signal = name,
+                    grace_secs = self.grace.as_secs(),
+                    "stop signal received; graceful shutdown, in-flight requests finish"
+                );
+                let limit = self.grace + Duration::from_secs(5);
+                if actix_web::rt::time::timeout(limit, handle.stop(true))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("graceful shutdown overran its grace period; exiting anyway");
+                }
+                match actix_web::rt::time::timeout(Duration::from_secs(1), &mut server).await {
+                    Ok(Ok(result)) => result,
+                    _ => Ok(()),
+                }
+            }
+        };
         let id = self.instance.id.clone();
-        let stopped = self
-            .database
-            .run(move |conn| Ok(instances::mark_stopped(conn, &id, Utc::now().naive_utc())?))
-            .await;
-        if let Err(error) = stopped {
-            tracing::warn!(%error, "could not record the graceful stop");
+        let recorded = actix_web::rt::time::timeout(
+            Duration::from_secs(5),
+            self.database
+                .run(move |conn| Ok(instances::mark_stopped(conn, &id, Utc::now().naive_utc())?)),
+        )
+        .await;
+        match recorded {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not record the graceful stop"),
+            Err(_) => tracing::warn!("recording the graceful stop timed out"),
         }
         tracing::info!("mashangban stopped");
         outcome

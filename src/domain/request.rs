@@ -11,9 +11,13 @@ use utoipa::ToSchema;
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
         $(#[$meta])*
+        // `rename_all` rather than a per-variant `rename = $text`: utoipa does not see
+        // literals passed through a macro, and the wire names are the snake_case of the
+        // variants anyway (the tests check that they equal `as_str`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
         pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
+            $($(#[$vmeta])* $variant,)+
         }
 
         impl $name {

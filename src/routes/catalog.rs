@@ -74,7 +74,15 @@ pub async fn matters(
     query: web::Query<MatterQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = Vec::new();
-    let category = match query.category.as_deref().map(str::parse::<Category>) {
+    // An empty `text` means no filter; an empty category or unit is not one of the values.
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let (category_text, unit_text) = (query.category.clone(), query.unit.clone());
+    let category = match category_text.as_deref().map(str::parse::<Category>) {
         Some(Err(message)) => {
             errors.push(FieldError {
                 pointer: "category".into(),
@@ -84,7 +92,7 @@ pub async fn matters(
         }
         other => other.and_then(Result::ok),
     };
-    let unit = match query.unit.as_deref().map(str::parse::<UnitCode>) {
+    let unit = match unit_text.as_deref().map(str::parse::<UnitCode>) {
         Some(Err(e)) => {
             errors.push(FieldError {
                 pointer: "unit".into(),
@@ -97,7 +105,7 @@ pub async fn matters(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let text = query.text.as_deref().map(str::to_lowercase);
+    let text = given(&query.text).map(|t| t.to_lowercase());
     let items: Vec<Matter> = catalog
         .matters()
         .filter(|m| category.is_none_or(|c| m.category == c))

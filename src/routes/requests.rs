@@ -302,12 +302,12 @@ pub fn view(record: &RequestRecord) -> RequestView {
     }
 }
 
-fn etag(record: &RequestRecord) -> HeaderValue {
+pub(crate) fn etag(record: &RequestRecord) -> HeaderValue {
     HeaderValue::from_str(&format!("\"r{}\"", record.request.revision)).expect("ASCII")
 }
 
 /// Builds the rows of a checked intake: routing, tasks, materials, clocks.
-fn plan(
+pub(crate) fn plan(
     catalog: &Catalog,
     calendar: &Calendar,
     intake: &Intake,
@@ -531,8 +531,16 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
 /// What the caller may see.
-fn scope_of(principal: &Principal) -> Scope {
+pub(crate) fn scope_of(principal: &Principal) -> Scope {
     match &principal.actor {
         Actor::Enterprise(uscc) => Scope::Enterprise(uscc.to_string()),
         Actor::Clerk(unit) | Actor::Supervisor(Some(unit)) => Scope::Unit(*unit),
@@ -541,7 +549,7 @@ fn scope_of(principal: &Principal) -> Scope {
 }
 
 /// Filters and page of the request list.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this state.
@@ -565,6 +573,7 @@ pub struct ListQuery {
     #[param(value_type = Option<String>, format = DateTime)]
     pub created_to: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(format = Uuid)]
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 20).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
@@ -572,6 +581,12 @@ pub struct ListQuery {
 }
 
 fn parse_filters(query: &ListQuery) -> Result<(Filters, i64), ApiError> {
+    // An empty `?matter=` means no filter; an empty value where the document names a set or
+    // a format is as wrong as any other value outside it.
+    let query = ListQuery {
+        matter: non_empty(&query.matter),
+        ..query.clone()
+    };
     let mut errors = Vec::new();
     let mut check =
         |name: &str, value: &Option<String>, ok: &dyn Fn(&str) -> Result<(), String>| {
