@@ -136,7 +136,10 @@ async fn a_matter_is_submitted_routed_and_readable(app: &TestApp) {
     let token = app.enterprise_token();
     let mut body = matter_body("market.establish");
     // Leave out premises_proof, which the catalog allows to come later (容缺).
-    body["materials"].as_array_mut().unwrap().retain(|m| m["code"] != "premises_proof");
+    body["materials"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["code"] != "premises_proof");
     let response = submit(app, &token, &body, None).await;
     assert_eq!(response.status(), 201);
     let location = response.headers()["location"].to_str().unwrap().to_string();
