@@ -4,6 +4,7 @@
 pub mod calendar;
 pub mod catalog;
 pub mod intake;
+pub mod lifecycle;
 pub mod request;
 pub mod routing;
 pub mod unit;
