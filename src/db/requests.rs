@@ -13,7 +13,8 @@ use super::schema::{
     catalog_versions, clocks, idempotency_keys, materials, request_counters, requests,
     routing_decisions, tasks,
 };
-use super::{DbConnection, write_transaction};
+use super::{DbConnection, audit, write_transaction};
+use crate::domain::audit::Entry;
 use crate::domain::{Catalog, UnitCode};
 use crate::error::ApiError;
 
@@ -351,6 +352,29 @@ fn attempt(
     diesel::insert_into(routing_decisions::table)
         .values(&new.routing)
         .execute(conn)?;
+    // The intake is the first event of the request's trail; the enterprise is the actor.
+    audit::append(
+        conn,
+        Entry {
+            request_id: request.id.clone(),
+            actor: request.uscc.clone(),
+            role: "enterprise".into(),
+            unit: None,
+            action: "intake".into(),
+            state_before: None,
+            state_after: Some(request.status.clone()),
+            payload: serde_json::json!({
+                "number": request.number,
+                "kind": request.kind,
+                "code": request.code,
+                "channel": request.channel,
+                "lead_unit": request.lead_unit,
+                "catalog_version": request.catalog_version,
+                "tasks": new.tasks.iter().map(|t| &t.unit).collect::<Vec<_>>(),
+            }),
+            at: request.created_at.and_utc(),
+        },
+    )?;
     let record = RequestRecord {
         request,
         tasks: new.tasks.clone(),

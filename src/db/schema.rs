@@ -195,6 +195,36 @@ diesel::joinable!(materials -> requests (request_id));
 diesel::joinable!(clocks -> requests (request_id));
 diesel::joinable!(routing_decisions -> requests (request_id));
 
+diesel::table! {
+    /// The hash-chained audit trail (append-only).
+    audit_events (seq) {
+        /// Position in the chain, from 1.
+        seq -> BigInt,
+        /// The request concerned.
+        request_id -> Text,
+        /// Token subject of the actor.
+        actor -> Text,
+        /// Role of the actor.
+        role -> Text,
+        /// Unit of the actor.
+        unit -> Nullable<Text>,
+        /// What happened.
+        action -> Text,
+        /// State before.
+        state_before -> Nullable<Text>,
+        /// State after.
+        state_after -> Nullable<Text>,
+        /// Details, as JSON text.
+        payload -> Text,
+        /// When (UTC).
+        at -> Timestamp,
+        /// Hash of the previous event.
+        prev_hash -> Text,
+        /// This event's hash.
+        hash -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     requests,
     tasks,
@@ -205,4 +235,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     request_counters,
     catalog_versions,
     service_instances,
+    audit_events,
 );

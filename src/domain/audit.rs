@@ -107,36 +107,67 @@ pub struct Broken {
     pub problem: String,
 }
 
-/// Checks a chain given in `seq` order; returns how many events hold.
-pub fn verify<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<i64, Broken> {
-    let mut expected_seq = 1;
-    let mut prev = GENESIS.to_string();
-    for event in events {
-        if event.seq != expected_seq {
+/// Walks a chain in `seq` order, one event at a time (so a long chain can be read in pages).
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    expected_seq: i64,
+    prev: String,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self {
+            expected_seq: 1,
+            prev: GENESIS.to_string(),
+        }
+    }
+}
+
+impl Verifier {
+    /// Checks the next event.
+    pub fn push(&mut self, event: &Event) -> Result<(), Broken> {
+        let expected = self.expected_seq;
+        if event.seq != expected {
             return Err(Broken {
-                seq: expected_seq,
-                problem: format!(
-                    "event {expected_seq} is missing (next stored is {})",
-                    event.seq
-                ),
+                seq: expected,
+                problem: format!("event {expected} is missing (next stored is {})", event.seq),
             });
         }
-        if event.prev_hash != prev {
+        if event.prev_hash != self.prev {
             return Err(Broken {
                 seq: event.seq,
                 problem: "its previous-hash does not match the event before it".into(),
             });
         }
-        if link_hash(&prev, event.seq, &event.entry) != event.hash {
+        if link_hash(&self.prev, event.seq, &event.entry) != event.hash {
             return Err(Broken {
                 seq: event.seq,
                 problem: "its contents do not match its hash (edited)".into(),
             });
         }
-        prev = event.hash.clone();
-        expected_seq += 1;
+        self.prev = event.hash.clone();
+        self.expected_seq += 1;
+        Ok(())
     }
-    Ok(expected_seq - 1)
+
+    /// How many events held so far.
+    pub fn count(&self) -> i64 {
+        self.expected_seq - 1
+    }
+
+    /// The last verified position and hash.
+    pub fn head(&self) -> (i64, &str) {
+        (self.expected_seq - 1, &self.prev)
+    }
+}
+
+/// Checks a whole chain given in `seq` order; returns how many events hold.
+pub fn verify<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<i64, Broken> {
+    let mut verifier = Verifier::default();
+    for event in events {
+        verifier.push(event)?;
+    }
+    Ok(verifier.count())
 }
 
 #[cfg(test)]

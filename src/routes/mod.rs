@@ -5,6 +5,7 @@
 //! response type. Each handler's attribute carries its full path (`#[get("/api/v1/…")]`), so
 //! the `openapi_matches_routes` test can find every route in the source.
 
+pub mod audit;
 pub mod catalog;
 pub mod health;
 pub mod instances;
@@ -36,6 +37,7 @@ use crate::error::Problem;
         (name = "session", description = "Who the token speaks for"),
         (name = "catalog", description = "The published units, matters and bundles (public)"),
         (name = "requests", description = "Enterprise requests: intake, reading, routing"),
+        (name = "audit", description = "The hash-chained audit trail"),
     )
 )]
 pub struct ApiDoc;
@@ -86,6 +88,8 @@ where
         .service(requests::list)
         .service(requests::read)
         .service(requests::routing_history)
+        .service(audit::timeline)
+        .service(audit::verify)
 }
 
 /// The OpenAPI document of the whole route table.

@@ -697,7 +697,7 @@ pub async fn list(
     }))
 }
 
-async fn visible(
+pub(crate) async fn visible(
     principal: &Principal,
     db: &Database,
     id: String,
