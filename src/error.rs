@@ -41,6 +41,12 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     /// The request body is not JSON.
     UnsupportedMediaType,
+    /// The action is not possible in the request's current state; see `state` and `allowed`.
+    ActionNotAllowed,
+    /// `If-Match` names a revision that is no longer current: someone changed it first.
+    PreconditionFailed,
+    /// The change needs `If-Match` with the current `ETag`.
+    PreconditionRequired,
     /// The database does not answer; retry later.
     DatabaseUnavailable,
     /// Something went wrong on our side; the log has the cause.
@@ -60,6 +66,9 @@ impl ErrorCode {
         ErrorCode::PayloadTooLarge,
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::ActionNotAllowed,
+        ErrorCode::PreconditionFailed,
+        ErrorCode::PreconditionRequired,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::Internal,
     ];
@@ -77,6 +86,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::ActionNotAllowed => "action_not_allowed",
+            ErrorCode::PreconditionFailed => "precondition_failed",
+            ErrorCode::PreconditionRequired => "precondition_required",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -94,6 +106,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::ActionNotAllowed => StatusCode::CONFLICT,
+            ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -112,6 +127,9 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "Request body too large",
             ErrorCode::IdempotencyKeyReused => "Idempotency key reused",
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
+            ErrorCode::ActionNotAllowed => "Action not allowed now",
+            ErrorCode::PreconditionFailed => "Changed by someone else first",
+            ErrorCode::PreconditionRequired => "If-Match required",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
             ErrorCode::Internal => "Internal error",
         }
@@ -150,6 +168,10 @@ pub struct Problem {
     /// Wrong fields, for `validation_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Extension members of some problems (`state` and `allowed` for `action_not_allowed`).
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An error answered to the client as problem+json.
@@ -158,6 +180,7 @@ pub struct ApiError {
     code: ErrorCode,
     detail: String,
     errors: Vec<FieldError>,
+    extensions: serde_json::Map<String, serde_json::Value>,
     headers: Vec<(HeaderName, HeaderValue)>,
     cause: Option<String>,
 }
@@ -169,6 +192,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             errors: Vec::new(),
+            extensions: serde_json::Map::new(),
             headers: Vec::new(),
             cause: None,
         }
@@ -218,6 +242,12 @@ impl ApiError {
         .with_cause(cause)
     }
 
+    /// Adds an extension member to the problem body.
+    pub fn with_extension(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(key.to_string(), value);
+        self
+    }
+
     /// Adds a response header.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
@@ -245,6 +275,7 @@ impl ApiError {
             detail: self.detail.clone(),
             code: self.code,
             errors: self.errors.clone(),
+            extensions: self.extensions.clone(),
         }
     }
 }

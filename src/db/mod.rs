@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod instances;
+pub mod workflow;
 pub mod requests;
 pub mod schema;
 mod url;

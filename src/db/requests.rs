@@ -15,6 +15,7 @@ use super::schema::{
 };
 use super::{DbConnection, audit, write_transaction};
 use crate::domain::audit::Entry;
+use crate::domain::request::Status;
 use crate::domain::{Catalog, UnitCode};
 use crate::error::ApiError;
 
@@ -61,6 +62,10 @@ pub struct RequestRow {
     pub created_at: NaiveDateTime,
     /// Updated (UTC).
     pub updated_at: NaiveDateTime,
+    /// Special procedure under way.
+    pub special_procedure: bool,
+    /// Extension granted.
+    pub extended: bool,
 }
 
 /// A stored task.
@@ -83,6 +88,10 @@ pub struct TaskRow {
     pub status: String,
     /// Created (UTC).
     pub created_at: NaiveDateTime,
+    /// Clerk who claimed it.
+    pub claimed_by: Option<String>,
+    /// When it was claimed (UTC).
+    pub claimed_at: Option<NaiveDateTime>,
 }
 
 /// A stored material.
@@ -468,7 +477,7 @@ fn with_parts(conn: &mut DbConnection, rows: Vec<RequestRow>) -> QueryResult<Vec
 pub enum Scope {
     /// One enterprise's own.
     Enterprise(String),
-    /// Those with a task for the unit.
+    /// Those with a task for the unit (and, for the service centre, every returned one).
     Unit(UnitCode),
     /// All (district-wide supervisors, administrators).
     All,
@@ -497,6 +506,18 @@ fn filtered<'a>(scope: &'a Scope, f: &'a Filters) -> requests::BoxedQuery<'a, Ba
     let mut query = requests::table.into_boxed();
     match scope {
         Scope::Enterprise(uscc) => query = query.filter(requests::uscc.eq(uscc)),
+        Scope::Unit(UnitCode::ServiceCenter) => {
+            // The service centre also sees every returned request: it arbitrates them.
+            query = query.filter(
+                requests::id
+                    .eq_any(
+                        tasks::table
+                            .filter(tasks::unit.eq(UnitCode::ServiceCenter.as_str()))
+                            .select(tasks::request_id),
+                    )
+                    .or(requests::status.eq(Status::Returned.as_str())),
+            )
+        }
         Scope::Unit(unit) => {
             query = query.filter(
                 requests::id.eq_any(

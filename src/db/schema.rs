@@ -71,6 +71,10 @@ diesel::table! {
         created_at -> Timestamp,
         /// Last change (UTC).
         updated_at -> Timestamp,
+        /// A special procedure (Art. 45) is under way.
+        special_procedure -> Bool,
+        /// The one statutory extension was granted.
+        extended -> Bool,
     }
 }
 
@@ -93,6 +97,10 @@ diesel::table! {
         status -> Text,
         /// Creation time (UTC).
         created_at -> Timestamp,
+        /// Clerk (token subject) who took it from the queue.
+        claimed_by -> Nullable<Text>,
+        /// When it was taken (UTC).
+        claimed_at -> Nullable<Timestamp>,
     }
 }
 

@@ -5,12 +5,14 @@
 //! response type. Each handler's attribute carries its full path (`#[get("/api/v1/…")]`), so
 //! the `openapi_matches_routes` test can find every route in the source.
 
+pub mod actions;
 pub mod audit;
 pub mod catalog;
 pub mod health;
 pub mod instances;
 pub mod me;
 pub mod metrics;
+pub mod queue;
 pub mod requests;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
@@ -37,6 +39,7 @@ use crate::error::Problem;
         (name = "session", description = "Who the token speaks for"),
         (name = "catalog", description = "The published units, matters and bundles (public)"),
         (name = "requests", description = "Enterprise requests: intake, reading, routing"),
+        (name = "queue", description = "The clerks' queue"),
         (name = "audit", description = "The hash-chained audit trail"),
     )
 )]
@@ -88,6 +91,9 @@ where
         .service(requests::list)
         .service(requests::read)
         .service(requests::routing_history)
+        .service(actions::act)
+        .service(queue::list)
+        .service(queue::next)
         .service(audit::timeline)
         .service(audit::verify)
 }

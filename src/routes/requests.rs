@@ -103,6 +103,9 @@ pub struct TaskView {
     pub role: TaskRole,
     /// State.
     pub status: Status,
+    /// Clerk who took it from the queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
 }
 
 /// A material of the request.
@@ -180,6 +183,10 @@ pub struct RequestView {
     pub commitment: bool,
     /// The one feedback point.
     pub lead_unit: String,
+    /// A special procedure (hearing, inspection…) is under way; the statutory clock waits.
+    pub special_procedure: bool,
+    /// The one statutory extension has been granted.
+    pub extended: bool,
     /// One task per responsible unit.
     pub tasks: Vec<TaskView>,
     /// Materials.
@@ -259,6 +266,8 @@ pub fn view(record: &RequestRecord) -> RequestView {
         form: serde_json::from_str(&r.form).unwrap_or_default(),
         commitment: r.commitment,
         lead_unit: r.lead_unit.clone(),
+        special_procedure: r.special_procedure,
+        extended: r.extended,
         tasks: record
             .tasks
             .iter()
@@ -268,6 +277,7 @@ pub fn view(record: &RequestRecord) -> RequestView {
                 matter: t.matter_code.clone(),
                 role: parse_or(&t.role, TaskRole::Lead),
                 status: parse_or(&t.status, Status::Submitted),
+                claimed_by: t.claimed_by.clone(),
             })
             .collect(),
         materials: record
@@ -341,6 +351,8 @@ pub(crate) fn plan(
             role: t.role.as_str().into(),
             status: Status::Submitted.as_str().into(),
             created_at: at,
+            claimed_by: None,
+            claimed_at: None,
         })
         .collect();
     let materials = intake
@@ -414,6 +426,8 @@ pub(crate) fn plan(
             revision: 1,
             created_at: at,
             updated_at: at,
+            special_procedure: false,
+            extended: false,
         },
         tasks,
         materials,

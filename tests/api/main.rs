@@ -10,3 +10,4 @@ mod http;
 mod openapi;
 mod requests;
 mod schema_parity;
+mod workflow;

@@ -1,0 +1,411 @@
+//! The lifecycle over HTTP: actions with If-Match, the queue, re-routing; on both backends.
+
+use mashangban::auth::Actor;
+use mashangban::domain::UnitCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, problem};
+use crate::on_both_backends;
+use crate::requests::{bundle_body, matter_body};
+
+async fn submit(app: &TestApp, body: &Value) -> Value {
+    let response = app
+        .client
+        .post(app.url("/api/v1/requests"))
+        .bearer_auth(app.enterprise_token())
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// Reads the request's ETag, then takes `action` with it.
+async fn act(app: &TestApp, token: &str, id: &str, body: Value) -> reqwest::Response {
+    let read = app
+        .get(&format!("/api/v1/requests/{id}"), Some(token))
+        .await;
+    let etag = read
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_string());
+    let mut request = app
+        .client
+        .post(app.url(&format!("/api/v1/requests/{id}/actions")))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(etag) = etag {
+        request = request.header("If-Match", etag);
+    }
+    request.send().await.unwrap()
+}
+
+async fn ok(app: &TestApp, token: &str, id: &str, body: Value) -> Value {
+    let response = act(app, token, id, body.clone()).await;
+    let status = response.status();
+    let json: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}: {json}");
+    json
+}
+
+async fn a_matter_goes_all_the_way(app: &TestApp) {
+    let created = submit(app, &matter_body("market.establish")).await;
+    let id = created["id"].as_str().unwrap();
+    let clerk = app.clerk_token(UnitCode::Market);
+    for (body, state) in [
+        (json!({"action": "call"}), "called"),
+        (json!({"action": "accept"}), "accepted"),
+        (json!({"action": "start_review"}), "under_review"),
+        (
+            json!({"action": "begin_special_procedure", "kind": "inspection"}),
+            "under_review",
+        ),
+        (json!({"action": "end_special_procedure"}), "under_review"),
+        (json!({"action": "approve"}), "approved"),
+        (json!({"action": "complete"}), "completed"),
+        (
+            json!({"action": "deliver", "certificate": "91310107MA1G000001"}),
+            "delivered",
+        ),
+    ] {
+        let after = ok(app, &clerk, id, body).await;
+        assert_eq!(after["status"], state);
+        assert!(
+            after["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["status"] == state)
+        );
+    }
+    let events: Value = app
+        .get(&format!("/api/v1/requests/{id}/events"), Some(&clerk))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "intake",
+            "call",
+            "accept",
+            "start_review",
+            "begin_special_procedure",
+            "end_special_procedure",
+            "approve",
+            "complete",
+            "deliver"
+        ]
+    );
+    let last = &events["events"][8];
+    assert_eq!(last["payload"]["certificate"], "91310107MA1G000001");
+    assert_eq!(last["state_before"], "completed");
+    assert_eq!(last["unit"], "market");
+    let verified: Value = app
+        .get("/api/v1/audit/verify", Some(&app.admin_token()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["status"], "ok");
+    assert_eq!(verified["count"], 9);
+}
+
+async fn a_bundle_is_worked_by_its_units(app: &TestApp) {
+    let created = submit(app, &bundle_body("bundle.open-business")).await;
+    let id = created["id"].as_str().unwrap();
+    // Any responsible unit's clerk may act; another unit's may not.
+    ok(
+        app,
+        &app.clerk_token(UnitCode::Market),
+        id,
+        json!({"action": "call"}),
+    )
+    .await;
+    ok(
+        app,
+        &app.clerk_token(UnitCode::Tax),
+        id,
+        json!({"action": "accept"}),
+    )
+    .await;
+    let response = act(
+        app,
+        &app.clerk_token(UnitCode::Justice),
+        id,
+        json!({"action": "start_review"}),
+    )
+    .await;
+    assert_eq!(problem(response, 403).await["code"], "forbidden");
+    let after = ok(
+        app,
+        &app.clerk_token(UnitCode::Hrss),
+        id,
+        json!({"action": "start_review"}),
+    )
+    .await;
+    assert_eq!(after["tasks"].as_array().unwrap().len(), 3);
+    assert!(
+        after["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "under_review")
+    );
+}
+
+async fn illegal_stale_and_unguarded_steps_are_refused(app: &TestApp) {
+    let created = submit(app, &matter_body("tax.registration")).await;
+    let id = created["id"].as_str().unwrap();
+    let clerk = app.clerk_token(UnitCode::Tax);
+
+    // Not possible now: 409 with the state and the choices.
+    let response = act(app, &clerk, id, json!({"action": "approve"})).await;
+    let body = problem(response, 409).await;
+    assert_eq!(body["code"], "action_not_allowed");
+    assert_eq!(body["state"], "submitted");
+    assert_eq!(body["allowed"], json!(["withdraw", "call", "return"]));
+
+    // No If-Match: 428. A stale one: 412, and nothing changes.
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/requests/{id}/actions")))
+        .bearer_auth(&clerk)
+        .json(&json!({"action": "call"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(response, 428).await["code"],
+        "precondition_required"
+    );
+    ok(app, &clerk, id, json!({"action": "call"})).await;
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/requests/{id}/actions")))
+        .bearer_auth(&clerk)
+        .header("If-Match", "\"r1\"")
+        .json(&json!({"action": "accept"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["etag"], "\"r2\"");
+    let body = problem(response, 412).await;
+    assert_eq!(body["code"], "precondition_failed");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("someone else changed")
+    );
+    let now: Value = app
+        .get(&format!("/api/v1/requests/{id}"), Some(&clerk))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(now["status"], "called");
+
+    // Missing members: 422 naming them.
+    let body = problem(act(app, &clerk, id, json!({"action": "refuse"})).await, 422).await;
+    assert_eq!(body["errors"][0]["pointer"], "/reason");
+    let body = problem(
+        act(
+            app,
+            &clerk,
+            id,
+            json!({"action": "request_supplement", "items": []}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["pointer"], "/items");
+    let response = act(
+        app,
+        &clerk,
+        id,
+        json!({"action": "accept", "status": "approved"}),
+    )
+    .await;
+    assert_eq!(response.status(), 422);
+
+    // Roles: the enterprise cannot accept; another enterprise does not see it at all.
+    let body = problem(
+        act(
+            app,
+            &app.enterprise_token(),
+            id,
+            json!({"action": "accept"}),
+        )
+        .await,
+        403,
+    )
+    .await;
+    assert_eq!(body["code"], "forbidden");
+    let other = app.token(Actor::Enterprise(
+        mashangban::domain::Uscc::parse(crate::requests::USCC_B).unwrap(),
+    ));
+    let response = act(app, &other, id, json!({"action": "withdraw"})).await;
+    assert_eq!(problem(response, 404).await["code"], "not_found");
+
+    // One notice with every item; the enterprise supplements; the clerk calls again.
+    let after = ok(
+        app,
+        &clerk,
+        id,
+        json!({"action": "request_supplement", "items": ["营业执照副本", "法定代表人身份证明"]}),
+    )
+    .await;
+    assert_eq!(after["status"], "supplement_required");
+    let after = ok(
+        app,
+        &app.enterprise_token(),
+        id,
+        json!({"action": "supplement"}),
+    )
+    .await;
+    assert_eq!(after["status"], "submitted");
+    let after = ok(
+        app,
+        &app.enterprise_token(),
+        id,
+        json!({"action": "withdraw"}),
+    )
+    .await;
+    assert_eq!(after["status"], "withdrawn");
+    let body = problem(act(app, &clerk, id, json!({"action": "call"})).await, 409).await;
+    assert_eq!(body["allowed"], json!([]));
+}
+
+async fn a_returned_request_is_rerouted_by_the_service_centre(app: &TestApp) {
+    let created = submit(app, &matter_body("tax.registration")).await;
+    let id = created["id"].as_str().unwrap();
+    ok(
+        app,
+        &app.clerk_token(UnitCode::Tax),
+        id,
+        json!({"action": "return", "reason": "不属于本单位事项"}),
+    )
+    .await;
+    let body = problem(
+        act(
+            app,
+            &app.clerk_token(UnitCode::Tax),
+            id,
+            json!({"action": "reroute", "unit": "market", "reason": "x"}),
+        )
+        .await,
+        403,
+    )
+    .await;
+    assert_eq!(body["code"], "forbidden");
+    let after = ok(
+        app,
+        &app.clerk_token(UnitCode::ServiceCenter),
+        id,
+        json!({"action": "reroute", "unit": "market", "reason": "属市场监管事项"}),
+    )
+    .await;
+    assert_eq!(after["status"], "submitted");
+    assert_eq!(after["lead_unit"], "market");
+    assert_eq!(after["tasks"][0]["unit"], "market");
+    let routing: Value = app
+        .get(
+            &format!("/api/v1/requests/{id}/routing"),
+            Some(&app.admin_token()),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(routing["decisions"].as_array().unwrap().len(), 2);
+    assert_eq!(routing["decisions"][1]["reason"], "reroute");
+    assert_eq!(routing["decisions"][1]["explanation"]["from"], "tax");
+    // Now it is in market's queue.
+    let queue: Value = app
+        .get("/api/v1/queue", Some(&app.clerk_token(UnitCode::Market)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(queue["items"][0]["request_id"], id);
+}
+
+async fn two_clerks_never_take_the_same_task(app: &TestApp) {
+    for _ in 0..5 {
+        submit(app, &matter_body("tax.registration")).await;
+    }
+    let clerks: Vec<String> = (0..8)
+        .map(|i| {
+            mashangban::auth::TokenIssuer::new(&app.settings.jwt).issue(
+                &mashangban::auth::Principal {
+                    subject: format!("tax-clerk-{i}"),
+                    actor: Actor::Clerk(UnitCode::Tax),
+                },
+                std::time::Duration::from_secs(600),
+                chrono::Utc::now(),
+            )
+        })
+        .collect();
+    let claims = clerks.iter().map(|token| {
+        app.client
+            .post(app.url("/api/v1/queue/next"))
+            .bearer_auth(token)
+            .send()
+    });
+    let mut taken = std::collections::BTreeSet::new();
+    let mut empty = 0;
+    for response in futures_util::future::join_all(claims).await {
+        let response = response.unwrap();
+        match response.status().as_u16() {
+            200 => {
+                let body: Value = response.json().await.unwrap();
+                assert!(
+                    taken.insert(body["task"]["task_id"].as_str().unwrap().to_string()),
+                    "taken twice"
+                );
+            }
+            204 => empty += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(taken.len(), 5);
+    assert_eq!(empty, 3);
+    let queue: Value = app
+        .get("/api/v1/queue", Some(&clerks[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        queue["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["claimed_by"].is_string())
+    );
+    let body = problem(
+        app.get("/api/v1/queue", Some(&app.enterprise_token()))
+            .await,
+        403,
+    )
+    .await;
+    assert_eq!(body["code"], "forbidden");
+}
+
+on_both_backends!(
+    a_matter_goes_all_the_way,
+    a_bundle_is_worked_by_its_units,
+    illegal_stale_and_unguarded_steps_are_refused,
+    a_returned_request_is_rerouted_by_the_service_centre,
+    two_clerks_never_take_the_same_task,
+);
