@@ -174,9 +174,14 @@ pub struct Problem {
     pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
-/// An error answered to the client as problem+json.
+/// An error answered to the client as problem+json. Boxed: it travels in every `Result` of
+/// the request path, so it stays one pointer wide.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Details>);
+
+/// What an [`ApiError`] carries.
+#[derive(Debug)]
+struct Details {
     code: ErrorCode,
     detail: String,
     errors: Vec<FieldError>,
@@ -188,14 +193,14 @@ pub struct ApiError {
 impl ApiError {
     /// An error with `code` and a human `detail`.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Details {
             code,
             detail: detail.into(),
             errors: Vec::new(),
             extensions: serde_json::Map::new(),
             headers: Vec::new(),
             cause: None,
-        }
+        }))
     }
 
     /// 422 listing every wrong field.
@@ -204,10 +209,9 @@ impl ApiError {
             1 => format!("{}: {}", errors[0].pointer, errors[0].message),
             n => format!("{n} fields are invalid"),
         };
-        Self {
-            errors,
-            ..Self::new(ErrorCode::ValidationFailed, detail)
-        }
+        let mut error = Self::new(ErrorCode::ValidationFailed, detail);
+        error.0.errors = errors;
+        error
     }
 
     /// 404 for `what`.
@@ -244,62 +248,62 @@ impl ApiError {
 
     /// Adds an extension member to the problem body.
     pub fn with_extension(mut self, key: &str, value: serde_json::Value) -> Self {
-        self.extensions.insert(key.to_string(), value);
+        self.0.extensions.insert(key.to_string(), value);
         self
     }
 
     /// Adds a response header.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
     /// Records the cause for the log.
     pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
-        self.cause = Some(cause.to_string());
+        self.0.cause = Some(cause.to_string());
         self
     }
 
     /// The machine code.
     pub fn code(&self) -> ErrorCode {
-        self.code
+        self.0.code
     }
 
     /// The body sent to the client.
     pub fn problem(&self) -> Problem {
-        let status = self.code.status();
+        let status = self.0.code.status();
         Problem {
-            type_uri: format!("urn:mashangban:problem:{}", self.code),
-            title: self.code.title().to_string(),
+            type_uri: format!("urn:mashangban:problem:{}", self.0.code),
+            title: self.0.code.title().to_string(),
             status: status.as_u16(),
-            detail: self.detail.clone(),
-            code: self.code,
-            errors: self.errors.clone(),
-            extensions: self.extensions.clone(),
+            detail: self.0.detail.clone(),
+            code: self.0.code,
+            errors: self.0.errors.clone(),
+            extensions: self.0.extensions.clone(),
         }
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.detail)
+        write!(f, "{}: {}", self.0.code, self.0.detail)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.code.status()
+        self.0.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        match (&self.cause, self.code.status().is_server_error()) {
-            (Some(cause), true) => tracing::error!(code = %self.code, %cause, "request failed"),
-            (Some(cause), false) => tracing::info!(code = %self.code, %cause, "request refused"),
+        match (&self.0.cause, self.0.code.status().is_server_error()) {
+            (Some(cause), true) => tracing::error!(code = %self.0.code, %cause, "request failed"),
+            (Some(cause), false) => tracing::info!(code = %self.0.code, %cause, "request refused"),
             (None, _) => {}
         }
         let mut response = HttpResponse::build(self.status_code());
         response.content_type(PROBLEM_JSON);
-        for (name, value) in &self.headers {
+        for (name, value) in &self.0.headers {
             response.insert_header((name.clone(), value.clone()));
         }
         response.json(self.problem())
