@@ -26,6 +26,7 @@ use crate::domain::calendar::Calendar;
 use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
 use crate::http::extract::{self, BodyLimit};
 use crate::http::{Metrics, RouteTable, fallback, metrics, request_id};
+use crate::routes::open311::Open311;
 use crate::routes::{self, ApiDoc};
 
 /// Why the server could not start. Each renders as one line.
@@ -102,6 +103,7 @@ impl Application {
             route_table: web::Data::new(RouteTable::from_openapi(&doc)),
             catalog: web::Data::new(catalog),
             calendar: web::Data::new(calendar),
+            open311: web::Data::new(Open311::new(&settings.open311)),
             body_limit: settings.server.body_limit_bytes,
         };
         let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
@@ -257,6 +259,7 @@ struct SharedState {
     route_table: web::Data<RouteTable>,
     catalog: web::Data<Catalog>,
     calendar: web::Data<Calendar>,
+    open311: web::Data<Open311>,
     body_limit: usize,
 }
 
@@ -281,6 +284,7 @@ fn app(
         .app_data(state.route_table)
         .app_data(state.catalog)
         .app_data(state.calendar)
+        .app_data(state.open311)
         .app_data(BodyLimit(state.body_limit))
         .app_data(extract::json_config(state.body_limit))
         .app_data(extract::query_config())

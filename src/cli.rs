@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `token`.
+//! The command line: `serve` (the default), `migrate`, `token`, and `client` (the clerks'
+//! client, which talks HTTP only: see [`crate::client`]).
 //!
 //! Exit status: 0 on success, 2 for bad configuration or an unreachable database at start
 //! (one line on stderr naming the key or the redacted URL), 1 for any later failure.
@@ -11,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::{Application, StartError};
 use crate::auth::{Actor, Principal, Role, TokenIssuer};
+use crate::client::{self, ClientArgs};
 use crate::config::{self, Settings};
 use crate::db::{self, DatabaseUrl};
 use crate::domain::{UnitCode, Uscc};
@@ -38,6 +40,8 @@ pub enum Command {
     Migrate,
     /// Print one signed token, alone on stdout, using the server's configuration.
     Token(TokenArgs),
+    /// The clerks' client: work the queue and move requests through their lifecycle, over HTTP.
+    Client(ClientArgs),
 }
 
 /// `mashangban token` arguments.
@@ -66,6 +70,10 @@ const EXIT_CONFIG: u8 = 2;
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The client needs neither the server's settings nor a database.
+    if let Some(Command::Client(args)) = cli.command {
+        return client::run(args);
+    }
     let file = cli.config.clone().or_else(config::config_file_from_env);
     let settings = match Settings::load(file.as_deref()) {
         Ok(settings) => settings,
@@ -75,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(settings),
         Command::Token(args) => token(&settings, args),
+        Command::Client(_) => unreachable!("the client runs before the settings load"),
     }
 }
 

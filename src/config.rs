@@ -17,6 +17,7 @@ use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
 
 use crate::db::DatabaseUrl;
+use crate::domain::{Channel, Uscc};
 
 /// The default configuration, as shipped in `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -32,7 +33,9 @@ const ENV_ALIASES: &[(&str, &str)] = &[("bind", "server.bind")];
 
 /// Sections of the configuration; an environment variable `MASHANGBAN_<SECTION>_<KEY>` maps to
 /// `[section] key`.
-const SECTIONS: &[&str] = &["server", "database", "jwt", "catalog", "calendar", "log"];
+const SECTIONS: &[&str] = &[
+    "server", "database", "jwt", "catalog", "calendar", "log", "open311",
+];
 
 /// All settings of one server process.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +53,8 @@ pub struct Settings {
     pub calendar: FileSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The Open311 GeoReport v2 interface.
+    pub open311: Open311Settings,
 }
 
 /// `[server]`: the HTTP listener.
@@ -166,6 +171,77 @@ pub enum LogFormat {
     Json,
 }
 
+/// `[open311]`: the Open311 GeoReport v2 interface at `/open311/v2` (see `docs/open311.md`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Open311Settings {
+    /// The `jurisdiction_id` this endpoint serves; empty to ignore the parameter.
+    pub jurisdiction_id: String,
+    /// The API keys allowed to submit requests, by key.
+    #[serde(default)]
+    pub api_keys: BTreeMap<String, Open311Client>,
+}
+
+impl fmt::Debug for Open311Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The keys are secrets: show whom they speak for, never the keys themselves.
+        f.debug_struct("Open311Settings")
+            .field("jurisdiction_id", &self.jurisdiction_id)
+            .field("api_keys", &self.api_keys.values().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// One Open311 API key (`[open311.api_keys.<key>]`): the enterprise it submits for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Open311Client {
+    /// Unified social credit code of the enterprise.
+    pub uscc: String,
+    /// The enterprise's name, as on its requests.
+    pub name: String,
+    /// Channel its requests come through: `online`, `window` or `self_service`.
+    pub channel: Channel,
+}
+
+/// Shortest Open311 API key accepted, in characters.
+pub const OPEN311_KEY_MIN_LEN: usize = 16;
+
+impl Open311Settings {
+    /// Checks every key: long enough, and an enterprise that could submit a request.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, client) in &self.api_keys {
+            // The key is a secret: errors name its first characters only.
+            let entry = format!("open311.api_keys.{}", shown_key(key));
+            if key.chars().count() < OPEN311_KEY_MIN_LEN
+                || !key.chars().all(|c| c.is_ascii_graphic())
+            {
+                return Err(ConfigError::key(
+                    &entry,
+                    format!(
+                        "an API key must be at least {OPEN311_KEY_MIN_LEN} visible ASCII characters"
+                    ),
+                ));
+            }
+            Uscc::parse(&client.uscc).map_err(|e| ConfigError::key(&format!("{entry}.uscc"), e))?;
+            let name = client.name.trim();
+            if name.is_empty() || name.chars().count() > 200 {
+                return Err(ConfigError::key(
+                    &format!("{entry}.name"),
+                    "must be the enterprise name, 1 to 200 characters",
+                ));
+            }
+            if client.channel == Channel::CrossRegion {
+                return Err(ConfigError::key(
+                    &format!("{entry}.channel"),
+                    "cross_region needs an intake region per request, which GeoReport cannot carry; use online, window or self_service",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A configuration problem, rendered as one line naming the key.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -238,6 +314,7 @@ impl Settings {
             .map_err(|e| ConfigError::key("jwt.default_ttl", e))?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::key("log.level", e))?;
+        self.open311.validate()?;
         Ok(())
     }
 
@@ -291,7 +368,7 @@ fn env_key_to_path(key: &str) -> String {
 
 /// Turns a figment error into one line naming the key and where it came from.
 fn describe(error: figment::Error) -> ConfigError {
-    let key = error.path.join(".");
+    let key = redacted_path(&error.path);
     let origin = error
         .metadata
         .as_ref()
@@ -318,6 +395,21 @@ fn describe(error: figment::Error) -> ConfigError {
     } else {
         ConfigError::key(&key, format!("{message}{origin}"))
     }
+}
+
+/// A key path for messages, with an Open311 API key (a secret that names its own table) cut
+/// to its first characters.
+fn redacted_path(path: &[String]) -> String {
+    let mut parts = path.to_vec();
+    if parts.len() > 2 && parts[0] == "open311" && parts[1] == "api_keys" {
+        parts[2] = shown_key(&parts[2]);
+    }
+    parts.join(".")
+}
+
+/// The first characters of an API key, for messages.
+fn shown_key(key: &str) -> String {
+    format!("{}…", key.chars().take(4).collect::<String>())
 }
 
 /// Best guess at the variable that set the failing key, for the error line.
@@ -390,6 +482,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("log.format"), "{err}");
+    }
+
+    #[test]
+    fn open311_has_no_keys_by_default_and_checks_them() {
+        let settings = Settings::defaults();
+        assert!(settings.open311.api_keys.is_empty());
+        assert_eq!(settings.open311.jurisdiction_id, "putuo.sh.gov.cn");
+        assert_eq!(
+            env_key_to_path("OPEN311_JURISDICTION_ID"),
+            "open311.jurisdiction_id"
+        );
+
+        let key = "[open311.api_keys.kiosk-0123456789abcdef]";
+        let good = format!(
+            "{key}\nuscc = \"91350100M000100Y43\"\nname = \"马上办\"\nchannel = \"self_service\""
+        );
+        let settings = load_with(&good).unwrap();
+        let client = &settings.open311.api_keys["kiosk-0123456789abcdef"];
+        assert_eq!(client.channel, Channel::SelfService);
+        // The key is a secret: Debug does not show it.
+        assert!(!format!("{settings:?}").contains("0123456789abcdef"));
+
+        for (toml, named) in [
+            (
+                good.replace("kiosk-0123456789abcdef", "short"),
+                "open311.api_keys.shor…",
+            ),
+            (
+                good.replace("91350100M000100Y43", "91350100M000100Y44"),
+                ".uscc",
+            ),
+            (good.replace("马上办", " "), ".name"),
+            (good.replace("self_service", "cross_region"), ".channel"),
+            (good.replace("self_service", "fax"), "channel"),
+            (format!("{good}\ncolour = \"red\""), "colour"),
+        ] {
+            let err = load_with(&toml).unwrap_err().to_string();
+            assert!(err.contains(named), "{named}: {err}");
+            assert!(!err.contains("0123456789abcdef"), "{err}");
+        }
     }
 
     #[test]

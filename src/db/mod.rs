@@ -10,10 +10,11 @@
 
 pub mod audit;
 pub mod instances;
-pub mod workflow;
+pub mod open311;
 pub mod requests;
 pub mod schema;
 mod url;
+pub mod workflow;
 
 pub use self::url::{Backend, DatabaseUrl};
 

@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod intake;
 pub mod lifecycle;
+pub mod open311;
 pub mod request;
 pub mod routing;
 pub mod unit;

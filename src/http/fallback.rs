@@ -62,16 +62,43 @@ impl RouteTable {
             .iter()
             .filter(|route| {
                 route.segments.len() == parts.len()
-                    && route.segments.iter().zip(&parts).all(|(template, part)| {
-                        (template.starts_with('{') && template.ends_with('}') && !part.is_empty())
-                            || template == part
-                    })
+                    && route
+                        .segments
+                        .iter()
+                        .zip(&parts)
+                        .all(|(template, part)| segment_matches(template, part))
             })
             .flat_map(|route| route.methods.clone())
             .collect();
         allowed.sort();
         allowed.dedup();
         (!allowed.is_empty()).then_some(allowed)
+    }
+}
+
+/// Whether one path segment matches its template: literal text, and `{name}` parameters
+/// that each take at least one character (`{id}`, `services.{format}`,
+/// `{service_code}.{format}`), as actix matches them.
+fn segment_matches(template: &str, part: &str) -> bool {
+    match template.find('{') {
+        None => template == part,
+        Some(open) => {
+            let Some(literal) = part.strip_prefix(&template[..open]) else {
+                return false;
+            };
+            let Some(close) = template[open..].find('}') else {
+                return template == part;
+            };
+            let rest = &template[open + close + 1..];
+            // The parameter takes 1..n characters; try each split (segments are short).
+            literal
+                .char_indices()
+                .skip(1)
+                .map(|(i, _)| i)
+                .chain([literal.len()])
+                .filter(|&i| i > 0)
+                .any(|i| segment_matches(rest, &literal[i..]))
+        }
     }
 }
 
@@ -95,5 +122,26 @@ pub async fn not_routed(req: HttpRequest, table: web::Data<RouteTable>) -> HttpR
             .error_response()
         }
         None => ApiError::not_found(format!("no resource at {}", req.path())).error_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment_matches;
+
+    #[test]
+    fn segments_match_whole_and_partial_templates() {
+        assert!(segment_matches("requests", "requests"));
+        assert!(!segment_matches("requests", "request"));
+        assert!(segment_matches("{id}", "abc"));
+        assert!(!segment_matches("{id}", ""));
+        assert!(segment_matches("services.{format}", "services.json"));
+        assert!(!segment_matches("services.{format}", "services."));
+        assert!(!segment_matches("services.{format}", "services"));
+        assert!(segment_matches("{code}.{format}", "market.establish.xml"));
+        assert!(segment_matches("{code}.{format}", "a.b"));
+        assert!(!segment_matches("{code}.{format}", "abc"));
+        assert!(!segment_matches("{code}.{format}", ".json"));
+        assert!(segment_matches("{a}-x", "é-x"));
     }
 }

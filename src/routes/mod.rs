@@ -12,6 +12,7 @@ pub mod health;
 pub mod instances;
 pub mod me;
 pub mod metrics;
+pub mod open311;
 pub mod queue;
 pub mod requests;
 
@@ -41,6 +42,8 @@ use crate::error::Problem;
         (name = "requests", description = "Enterprise requests: intake, reading, routing"),
         (name = "queue", description = "The clerks' queue"),
         (name = "audit", description = "The hash-chained audit trail"),
+        (name = "open311", description = "Open311 GeoReport v2 (docs/open311.md): the matters as services, \
+                                           the same requests; GeoReport's own JSON/XML and error body, not problem+json"),
     )
 )]
 pub struct ApiDoc;
@@ -96,6 +99,12 @@ where
         .service(queue::next)
         .service(audit::timeline)
         .service(audit::verify)
+        .service(open311::services)
+        .service(open311::definition)
+        .service(open311::create)
+        .service(open311::list)
+        .service(open311::read)
+        .service(open311::token)
 }
 
 /// The OpenAPI document of the whole route table.

@@ -9,8 +9,8 @@ use chrono::Utc;
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use mashangban::app::Application;
 use mashangban::auth::{Actor, Principal, TokenIssuer};
-use mashangban::config::Settings;
-use mashangban::domain::{UnitCode, Uscc};
+use mashangban::config::{Open311Client, Settings};
+use mashangban::domain::{Channel, UnitCode, Uscc};
 use tempfile::TempDir;
 
 /// Names the PostgreSQL server tests use (any database on it; fresh ones are created).
@@ -18,6 +18,11 @@ pub const PG_ENV: &str = "MASHANGBAN_TEST_DATABASE_URL";
 
 /// A valid unified social credit code (the example of GB 32100-2015).
 pub const USCC_A: &str = "91350100M000100Y43";
+
+/// The Open311 API key of enterprise A on every test server (online channel).
+pub const OPEN311_KEY_A: &str = "open311-test-key-enterprise-a";
+/// The Open311 API key of a second enterprise, `9144030071526726XG` (self-service channel).
+pub const OPEN311_KEY_B: &str = "open311-test-key-enterprise-b";
 
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
@@ -98,6 +103,29 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.server.shutdown_timeout_secs = 1;
     settings.database.url = database_url.into();
     settings.database.pool_size = 4;
+    for (key, uscc, name, channel) in [
+        (
+            OPEN311_KEY_A,
+            USCC_A,
+            "上海马上办科技有限公司",
+            Channel::Online,
+        ),
+        (
+            OPEN311_KEY_B,
+            "9144030071526726XG",
+            "深圳测试有限公司",
+            Channel::SelfService,
+        ),
+    ] {
+        settings.open311.api_keys.insert(
+            key.into(),
+            Open311Client {
+                uscc: uscc.into(),
+                name: name.into(),
+                channel,
+            },
+        );
+    }
     settings
 }
 

@@ -77,11 +77,15 @@ async fn openapi_matches_routes() {
 
     // And each documented operation is really served (not the 404/405 fallback).
     for (method, path) in &in_document {
+        // Every `{parameter}` becomes `x`, also inside a segment (`services.{format}`).
         let concrete = path
-            .split('/')
-            .map(|s| if s.starts_with('{') { "x" } else { s })
-            .collect::<Vec<_>>()
-            .join("/");
+            .split('{')
+            .enumerate()
+            .map(|(i, piece)| match (i, piece.split_once('}')) {
+                (0, _) | (_, None) => piece.to_string(),
+                (_, Some((_, rest))) => format!("x{rest}"),
+            })
+            .collect::<String>();
         let response = app
             .client
             .request(method.parse().unwrap(), app.url(&concrete))

@@ -1,0 +1,647 @@
+//! The clerks' client, `mashangban client …`: the real binary against a real server.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::Utc;
+use mashangban::auth::{Actor, Principal, TokenIssuer};
+use mashangban::domain::UnitCode;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, spawn_sqlite};
+use crate::requests::matter_body;
+
+/// The binary with `client --config-file PATH`, and no `MASHANGBAN_*` from the outside.
+fn client(config: &Path) -> Command {
+    let mut command = bare();
+    command.arg("client").arg("--config-file").arg(config);
+    command
+}
+
+fn bare() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mashangban"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MASHANGBAN_") || key == "XDG_CONFIG_HOME" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `command` off the async runtime (the server answers on the same process).
+async fn run(mut command: Command) -> Run {
+    let output = actix_web::rt::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Runs `client --config-file config ARGS…`.
+async fn cli(config: &Path, args: &[&str]) -> Run {
+    let mut command = client(config);
+    command.args(args);
+    run(command).await
+}
+
+/// Succeeds, or shows what the client said.
+async fn ok(config: &Path, args: &[&str]) -> String {
+    let out = cli(config, args).await;
+    assert_eq!(out.code, 0, "{args:?}: {}{}", out.stdout, out.stderr);
+    assert!(out.stderr.is_empty(), "{args:?}: {}", out.stderr);
+    out.stdout
+}
+
+/// Fails with `code` and exactly one line on stderr, which is returned.
+async fn fails(config: &Path, args: &[&str], code: i32) -> String {
+    let out = cli(config, args).await;
+    assert_eq!(out.code, code, "{args:?}: {}{}", out.stdout, out.stderr);
+    assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
+    assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+    assert!(out.stderr.starts_with("mashangban: "), "{}", out.stderr);
+    out.stderr.trim_end().to_string()
+}
+
+/// Submits a tax registration as enterprise A; returns (id, number).
+async fn submit(app: &TestApp) -> (String, String) {
+    let response = app
+        .client
+        .post(app.url("/api/v1/requests"))
+        .bearer_auth(app.enterprise_token())
+        .json(&matter_body("tax.registration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    (
+        body["id"].as_str().unwrap().to_string(),
+        body["number"].as_str().unwrap().to_string(),
+    )
+}
+
+fn config_in(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name).join("client.toml")
+}
+
+async fn login(app: &TestApp, config: &Path, token: &str) -> String {
+    ok(
+        config,
+        &["login", "--server", &app.address, "--token", token],
+    )
+    .await
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[actix_web::test]
+async fn a_day_at_the_window_from_login_to_delivery() {
+    let app = spawn_sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(&dir, "clerk");
+
+    // Not logged in yet: exit 2 and how to log in.
+    let line = fails(&config, &["queue"], 2).await;
+    assert!(line.contains("not logged in"), "{line}");
+    assert!(line.contains("client login"), "{line}");
+
+    let out = login(&app, &config, &app.clerk_token(UnitCode::Tax)).await;
+    assert!(
+        out.contains(&format!(
+            "Logged in to {} as test-clerk (clerk, unit tax)",
+            app.address
+        )),
+        "{out}"
+    );
+    #[cfg(unix)]
+    assert_eq!(mode(&config), 0o600);
+
+    let line = ok(&config, &["queue"]).await;
+    assert_eq!(line, "The queue is empty.\n");
+    let (id, number) = submit(&app).await;
+
+    // The queue, for people and for scripts.
+    let table = ok(&config, &["queue"]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("NUMBER"), "{table}");
+    assert!(lines[1].starts_with(&number), "{table}");
+    assert!(
+        lines[1].contains("tax.registration") && lines[1].ends_with(&id),
+        "{table}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        &"1 open task (times are Shanghai time)"
+    );
+    let json: Value = serde_json::from_str(&ok(&config, &["--json", "queue"]).await).unwrap();
+    assert_eq!(json["items"][0]["request_id"], id.as_str());
+
+    // Take it.
+    let out = ok(&config, &["next"]).await;
+    assert!(out.starts_with("Claimed task "), "{out}");
+    assert!(
+        out.contains(&format!("(tax, lead task) of request {number}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("上海马上办科技有限公司 (91350100M000100Y43)"),
+        "{out}"
+    );
+    assert_eq!(
+        ok(&config, &["next"]).await,
+        "Nothing is waiting in your unit's queue.\n"
+    );
+    assert_eq!(ok(&config, &["next", "--json"]).await, "null\n");
+    let queue: Value = serde_json::from_str(&ok(&config, &["queue", "--json"]).await).unwrap();
+    assert_eq!(queue["items"][0]["claimed_by"], "test-clerk");
+
+    let shown = ok(&config, &["show", &id]).await;
+    assert!(
+        shown.starts_with(&format!("number     {number}\n")),
+        "{shown}"
+    );
+    assert!(shown.contains("status     submitted\n"), "{shown}");
+    assert!(shown.contains("\nrevision   r"), "{shown}");
+    assert!(shown.contains("\nTasks\nUNIT"), "{shown}");
+
+    // A step that does not fit the state: the state and what is possible now.
+    let line = fails(&config, &["approve", &id], 1).await;
+    assert_eq!(
+        line,
+        format!(
+            "mashangban: action_not_allowed: cannot approve request {number}: it is submitted; possible now: withdraw (by the enterprise), call, return"
+        )
+    );
+
+    // The whole lifecycle, one command per step.
+    for (args, expected) in [
+        (vec!["call", &id], "submitted → called (call, r"),
+        (vec!["accept", &id], "called → accepted (accept, r"),
+        (vec!["review", &id], "accepted → under_review (review, r"),
+        (
+            vec!["special-procedure", "start", &id, "--kind", "expert_review"],
+            "special-procedure start done; still under_review",
+        ),
+    ] {
+        let out = ok(&config, &args).await;
+        assert!(
+            out.starts_with(&format!("{number}: {expected}")),
+            "{args:?}: {out}"
+        );
+    }
+    let line = fails(&config, &["approve", &id], 1).await;
+    assert!(
+        line.ends_with(
+            "it is under_review; possible now: withdraw (by the enterprise), special-procedure end, approve-extension"
+        ),
+        "{line}"
+    );
+    for (args, expected) in [
+        (
+            vec!["special-procedure", "end", &id],
+            "special-procedure end done; still under_review",
+        ),
+        (vec!["approve", &id], "under_review → approved (approve, r"),
+        (vec!["complete", &id], "approved → completed (complete, r"),
+    ] {
+        let out = ok(&config, &args).await;
+        assert!(
+            out.starts_with(&format!("{number}: {expected}")),
+            "{args:?}: {out}"
+        );
+    }
+    // The certificate is required by the command line itself.
+    let out = cli(&config, &["deliver", &id]).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--certificate"), "{}", out.stderr);
+    // With --json, the request as the server now has it.
+    let delivered: Value = serde_json::from_str(
+        &ok(
+            &config,
+            &[
+                "--json",
+                "deliver",
+                &id,
+                "--certificate",
+                "沪税登2026第000123号",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(delivered["status"], "delivered");
+    assert_eq!(delivered["id"], id.as_str());
+    let line = fails(&config, &["deliver", &id, "--certificate", "again"], 1).await;
+    assert!(
+        line.ends_with("it is delivered; nothing more can be done (the request is closed)"),
+        "{line}"
+    );
+
+    // The timeline, every step in order, the certificate among the details.
+    let timeline: Value =
+        serde_json::from_str(&ok(&config, &["events", &id, "--json"]).await).unwrap();
+    let actions: Vec<&str> = timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "intake",
+            "call",
+            "accept",
+            "start_review",
+            "begin_special_procedure",
+            "end_special_procedure",
+            "approve",
+            "complete",
+            "deliver"
+        ]
+    );
+    let table = ok(&config, &["events", &id]).await;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 1 + actions.len() + 1, "{table}");
+    assert!(lines[0].starts_with("SEQ  TIME"), "{table}");
+    assert!(
+        lines[2].contains("test-clerk (clerk, tax)") && lines[2].contains("submitted → called"),
+        "{table}"
+    );
+    assert!(
+        lines[9].contains("certificate: 沪税登2026第000123号"),
+        "{table}"
+    );
+    assert!(lines[9].contains("completed → delivered"), "{table}");
+}
+
+/// Two clerks: the second acts on what it read before the first changed it.
+#[actix_web::test]
+async fn someone_else_changing_the_request_first_is_said_plainly() {
+    let app = spawn_sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (li, wang) = (config_in(&dir, "li"), config_in(&dir, "wang"));
+    login(&app, &li, &app.clerk_token(UnitCode::Tax)).await;
+    login(&app, &wang, &app.clerk_token(UnitCode::Tax)).await;
+    let (id, number) = submit(&app).await;
+
+    // Wang reads the request; Li calls it meanwhile; Wang acts on what it read.
+    let shown = ok(&wang, &["show", &id]).await;
+    let revision = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("revision   "))
+        .unwrap()
+        .to_string();
+    ok(&li, &["call", &id]).await;
+    let line = fails(&wang, &["call", &id, "--revision", &revision], 1).await;
+    assert!(
+        line.starts_with(&format!(
+            "mashangban: call not done: someone else changed request {number} first: it is now called (r"
+        )),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("look at it again (mashangban client show ID) and decide"),
+        "{line}"
+    );
+    // Without --revision the client acts on the request as it is: the state machine decides.
+    let line = fails(&wang, &["call", &id], 1).await;
+    assert!(
+        line.contains("cannot call request") && line.contains("it is called"),
+        "{line}"
+    );
+    ok(&wang, &["accept", &id]).await;
+}
+
+#[actix_web::test]
+async fn errors_are_one_line_with_the_right_exit_status() {
+    let app = spawn_sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(&dir, "clerk");
+    login(&app, &config, &app.clerk_token(UnitCode::Tax)).await;
+    let (id, _) = submit(&app).await;
+    ok(&config, &["call", &id]).await;
+
+    // Field errors from the server, inline.
+    let long = "材".repeat(201);
+    let line = fails(
+        &config,
+        &[
+            "request-supplement",
+            &id,
+            "--item",
+            "营业执照副本",
+            "--item",
+            &long,
+        ],
+        1,
+    )
+    .await;
+    assert!(
+        line.starts_with("mashangban: validation_failed: /items: required: every missing item"),
+        "{line}"
+    );
+    // Usage errors are clap's (exit 2): no item, blank reason, unknown unit or kind.
+    for args in [
+        vec!["request-supplement", &id],
+        vec!["refuse", &id, "--reason", " "],
+        vec!["reroute", &id, "--unit", "police", "--reason", "x"],
+        vec!["special-procedure", "start", &id, "--kind", "séance"],
+        vec!["show", "../queue"],
+        vec!["call", &id, "--revision", "latest"],
+    ] {
+        let out = cli(&config, &args).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+    // A request the caller may not see.
+    let justice = config_in(&dir, "justice");
+    login(&app, &justice, &app.clerk_token(UnitCode::Justice)).await;
+    let line = fails(&justice, &["call", &id], 1).await;
+    assert!(line.starts_with("mashangban: not_found: "), "{line}");
+    // The queue is for clerks: a supervisor is told so.
+    let head = config_in(&dir, "head");
+    login(
+        &app,
+        &head,
+        &app.token(Actor::Supervisor(Some(UnitCode::Tax))),
+    )
+    .await;
+    let line = fails(&head, &["queue"], 1).await;
+    assert!(line.starts_with("mashangban: forbidden: "), "{line}");
+
+    // A token that is refused at login is not saved.
+    let refused = config_in(&dir, "refused");
+    let line = fails(
+        &refused,
+        &["login", "--server", &app.address, "--token", "not-a-jwt"],
+        2,
+    )
+    .await;
+    assert!(line.contains("invalid_token"), "{line}");
+    assert!(!refused.exists());
+
+    // An expired token: log in again.
+    let expired = TokenIssuer::new(&app.settings.jwt).issue(
+        &Principal {
+            subject: "clerk-tax".into(),
+            actor: Actor::Clerk(UnitCode::Tax),
+        },
+        Duration::from_secs(600),
+        Utc::now() - chrono::Duration::hours(2),
+    );
+    std::fs::write(
+        &config,
+        format!("server = \"{}\"\ntoken = \"{expired}\"\n", app.address),
+    )
+    .unwrap();
+    let line = fails(&config, &["queue", "--json"], 2).await;
+    assert!(line.starts_with("mashangban: invalid_token: "), "{line}");
+    assert!(
+        line.ends_with(&format!(
+            "log in again: mashangban client login --server {} --token NEW_TOKEN",
+            app.address
+        )),
+        "{line}"
+    );
+
+    // Nobody listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let line = fails(
+        &config_in(&dir, "nowhere"),
+        &[
+            "login",
+            "--server",
+            &format!("http://127.0.0.1:{port}"),
+            "--token",
+            "x",
+        ],
+        1,
+    )
+    .await;
+    assert!(
+        line.starts_with("mashangban: cannot reach http://127.0.0.1:"),
+        "{line}"
+    );
+    let line = fails(
+        &config,
+        &["login", "--server", "127.0.0.1:8080", "--token", "x"],
+        2,
+    )
+    .await;
+    assert!(line.contains("--server"), "{line}");
+}
+
+/// The default place of the login, and that the client ignores the server's configuration.
+#[actix_web::test]
+async fn login_lands_in_the_xdg_config_folder_and_needs_no_server_settings() {
+    let app = spawn_sqlite().await;
+    let home = tempfile::tempdir().unwrap();
+    let token = app.clerk_token(UnitCode::Tax);
+    let mut command = bare();
+    command
+        .env("XDG_CONFIG_HOME", home.path())
+        // A server configuration that `serve` would refuse: the client never reads it.
+        .env("MASHANGBAN_JWT_SECRET", "short")
+        .args([
+            "client",
+            "login",
+            "--server",
+            &app.address,
+            "--token",
+            &token,
+        ]);
+    let out = run(command).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let file = home.path().join("mashangban/client.toml");
+    assert!(
+        out.stdout.contains(&file.display().to_string()),
+        "{}",
+        out.stdout
+    );
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+    }
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        saved.contains(&token) && saved.contains(&app.address),
+        "{saved}"
+    );
+
+    let mut command = bare();
+    command
+        .env("XDG_CONFIG_HOME", home.path())
+        .args(["client", "queue"]);
+    let out = run(command).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    // A login file others can read is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let line = fails(&file, &["queue"], 2).await;
+        assert!(line.contains("chmod 600"), "{line}");
+    }
+
+    let mut command = bare();
+    command
+        .env("XDG_CONFIG_HOME", home.path())
+        .args(["client", "logout"]);
+    let out = run(command).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!file.exists());
+
+    // `--token -` reads the token from stdin, so it stays out of the shell history.
+    let mut command = client(&file);
+    command
+        .args(["login", "--server", &app.address, "--token", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let output = actix_web::rt::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = command.spawn().unwrap();
+        writeln!(child.stdin.take().unwrap(), "{token}").unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(ok(&file, &["queue"]).await, "The queue is empty.\n");
+}
+
+#[test]
+fn every_client_command_has_help() {
+    for args in [
+        vec!["client", "--help"],
+        vec!["client", "login", "--help"],
+        vec!["client", "queue", "--help"],
+        vec!["client", "next", "--help"],
+        vec!["client", "show", "--help"],
+        vec!["client", "events", "--help"],
+        vec!["client", "refuse", "--help"],
+        vec!["client", "request-supplement", "--help"],
+        vec!["client", "special-procedure", "start", "--help"],
+        vec!["client", "reroute", "--help"],
+        vec!["client", "approve-extension", "--help"],
+    ] {
+        let output = bare().args(&args).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            stdout.contains("Usage: mashangban client"),
+            "{args:?}: {stdout}"
+        );
+    }
+}
+
+/// Refusal, denial, return and re-routing, and the supervisor's extension, through the client.
+#[actix_web::test]
+async fn the_other_actions_reach_the_server() {
+    let app = spawn_sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (tax, centre, head) = (
+        config_in(&dir, "tax"),
+        config_in(&dir, "centre"),
+        config_in(&dir, "head"),
+    );
+    login(&app, &tax, &app.clerk_token(UnitCode::Tax)).await;
+    login(&app, &centre, &app.clerk_token(UnitCode::ServiceCenter)).await;
+    login(
+        &app,
+        &head,
+        &app.token(Actor::Supervisor(Some(UnitCode::Tax))),
+    )
+    .await;
+    let step = |config: PathBuf, args: Vec<String>, expected: &'static str| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = ok(&config, &args).await;
+        assert!(out.contains(expected), "{args:?}: {out}");
+    };
+    let s = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+
+    let (refused, _) = submit(&app).await;
+    step(tax.clone(), s(&["call", &refused]), "submitted → called").await;
+    step(
+        tax.clone(),
+        s(&["refuse", &refused, "--reason", "不属于受理范围"]),
+        "called → not_accepted",
+    )
+    .await;
+
+    let (returned, _) = submit(&app).await;
+    step(
+        tax.clone(),
+        s(&["return", &returned, "--reason", "应由市场监管局办理"]),
+        "submitted → returned",
+    )
+    .await;
+    step(
+        centre.clone(),
+        s(&[
+            "reroute",
+            &returned,
+            "--unit",
+            "market",
+            "--reason",
+            "市场监管事项",
+        ]),
+        "returned → submitted",
+    )
+    .await;
+    // It is now in the market regulation clerks' queue.
+    let market = config_in(&dir, "market");
+    login(&app, &market, &app.clerk_token(UnitCode::Market)).await;
+    let queue: Value = serde_json::from_str(&ok(&market, &["--json", "queue"]).await).unwrap();
+    assert_eq!(queue["items"][0]["request_id"], returned.as_str());
+    let view: Value =
+        serde_json::from_str(&ok(&market, &["--json", "show", &returned]).await).unwrap();
+    assert_eq!(view["lead_unit"], "market");
+
+    let (denied, _) = submit(&app).await;
+    step(tax.clone(), s(&["call", &denied]), "→ called").await;
+    step(tax.clone(), s(&["accept", &denied]), "→ accepted").await;
+    step(
+        head.clone(),
+        s(&["approve-extension", &denied, "--reason", "需现场核查"]),
+        "approve-extension done; still accepted",
+    )
+    .await;
+    step(tax.clone(), s(&["review", &denied]), "→ under_review").await;
+    step(
+        tax.clone(),
+        s(&["deny", &denied, "--reason", "不符合登记条件"]),
+        "under_review → denied",
+    )
+    .await;
+    let timeline: Value =
+        serde_json::from_str(&ok(&tax, &["--json", "events", &denied]).await).unwrap();
+    let extension = &timeline["events"][3];
+    assert_eq!(extension["action"], "approve_extension");
+    assert_eq!(extension["role"], "supervisor");
+    assert_eq!(extension["payload"]["reason"], "需现场核查");
+    // A clerk may not approve an extension: 403, one line.
+    let line = fails(&tax, &["approve-extension", &denied, "--reason", "x"], 1).await;
+    assert!(line.starts_with("mashangban: forbidden: "), "{line}");
+}
