@@ -8,19 +8,11 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::DbConnection;
-use super::requests::{ClockRow, MaterialRow, RequestRow};
-use super::schema::{clocks, materials, requests};
+use super::requests::{RequestRow, with_parts};
+use super::schema::requests;
 
-/// What GeoReport asks of a request: the row, its clocks and its materials.
-#[derive(Debug, Clone)]
-pub struct Found {
-    /// The request.
-    pub request: RequestRow,
-    /// Its clocks.
-    pub clocks: Vec<ClockRow>,
-    /// Its materials.
-    pub materials: Vec<MaterialRow>,
-}
+/// A request with its parts, as the rest of the API reads it.
+pub use super::requests::RequestRecord as Found;
 
 /// A GeoReport selection; every part optional, combined with AND.
 #[derive(Debug, Clone, Default)]
@@ -80,37 +72,4 @@ pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Found>> {
         .select(RequestRow::as_select())
         .load(conn)?;
     Ok(with_parts(conn, rows)?.pop())
-}
-
-fn with_parts(conn: &mut DbConnection, rows: Vec<RequestRow>) -> QueryResult<Vec<Found>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-    let all_clocks: Vec<ClockRow> = clocks::table
-        .filter(clocks::request_id.eq_any(&ids))
-        .order((clocks::request_id, clocks::id))
-        .select(ClockRow::as_select())
-        .load(conn)?;
-    let all_materials: Vec<MaterialRow> = materials::table
-        .filter(materials::request_id.eq_any(&ids))
-        .order((materials::request_id, materials::id))
-        .select(MaterialRow::as_select())
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|request| Found {
-            clocks: all_clocks
-                .iter()
-                .filter(|c| c.request_id == request.id)
-                .cloned()
-                .collect(),
-            materials: all_materials
-                .iter()
-                .filter(|m| m.request_id == request.id)
-                .cloned()
-                .collect(),
-            request,
-        })
-        .collect())
 }

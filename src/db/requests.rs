@@ -432,7 +432,10 @@ fn next_number(conn: &mut DbConnection, day: &str) -> Result<String, ApiError> {
 }
 
 /// Loads the parts of the given requests, in the order given.
-fn with_parts(conn: &mut DbConnection, rows: Vec<RequestRow>) -> QueryResult<Vec<RequestRecord>> {
+pub(crate) fn with_parts(
+    conn: &mut DbConnection,
+    rows: Vec<RequestRow>,
+) -> QueryResult<Vec<RequestRecord>> {
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let all_tasks: Vec<TaskRow> = tasks::table
         .filter(tasks::request_id.eq_any(&ids))

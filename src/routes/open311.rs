@@ -998,11 +998,7 @@ async fn submit(
     let Stored::Created(record) = stored else {
         return Err(ApiError::internal("intake without a key did not create a request").into());
     };
-    let found = Found {
-        request: record.request.clone(),
-        clocks: record.clocks.clone(),
-        materials: record.materials.clone(),
-    };
+    let found: Found = *record;
     tracing::info!(
         number = %found.request.number,
         matter = %matter.code,
