@@ -35,8 +35,9 @@ use mashangban::db::requests::{
     self, ClockRow, Intake, MaterialRow, NewRequest, RequestRecord, RequestRow, RoutingDecisionRow,
     TaskRow,
 };
-use mashangban::db::{Database, write_transaction};
+use mashangban::db::{Database, clocks, write_transaction};
 use mashangban::domain::Catalog;
+use mashangban::domain::clock::Clock;
 use uuid::Uuid;
 
 const USCC: &str = "91350100M000100Y43";
@@ -48,15 +49,23 @@ fn new_request(catalog_version: &str) -> (NewRequest, chrono::NaiveDateTime) {
     let at = now.naive_utc();
     let id = Uuid::now_v7().to_string();
     let task_id = Uuid::now_v7().to_string();
-    let clock = |kind: &str, target: &str, running: bool| ClockRow {
-        id: Uuid::now_v7().to_string(),
-        request_id: id.clone(),
-        task_id: None,
-        kind: kind.into(),
-        target: target.into(),
-        state: if running { "running" } else { "pending" }.into(),
-        started_at: running.then_some(at),
-        due_at: running.then(|| at + TimeDelta::days(7)),
+    let clock = |kind: &str, target: &str, running: bool| {
+        let kind = kind.parse().expect("a clock kind");
+        let mut row: ClockRow = clocks::to_row(
+            &Clock::new(kind, target.parse().expect("a clock target")),
+            Uuid::now_v7().to_string(),
+            id.clone(),
+            None,
+            "tax".into(),
+            MATTER.into(),
+        );
+        if running {
+            row.state = "running".into();
+            row.started_at = Some(at);
+            row.due_at = Some(at + TimeDelta::days(7));
+            row.check_at = row.due_at;
+        }
+        row
     };
     let explanation = serde_json::json!({
         "catalog_version": catalog_version,
@@ -88,6 +97,7 @@ fn new_request(catalog_version: &str) -> (NewRequest, chrono::NaiveDateTime) {
             updated_at: at,
             special_procedure: false,
             extended: false,
+            deemed_accepted_at: None,
         },
         tasks: vec![TaskRow {
             id: task_id,
@@ -100,6 +110,7 @@ fn new_request(catalog_version: &str) -> (NewRequest, chrono::NaiveDateTime) {
             created_at: at,
             claimed_by: None,
             claimed_at: None,
+            special_procedure: false,
         }],
         materials: vec![MaterialRow {
             id: Uuid::now_v7().to_string(),

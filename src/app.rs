@@ -18,7 +18,8 @@ use utoipa_actix_web::UtoipaApp;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{Authenticator, KeyError};
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Settings, SlaSettings};
+use crate::db::calendars::Calendars;
 use crate::db::instances::{self, ServiceInstance};
 use crate::db::requests;
 use crate::db::{Database, DbSetupError};
@@ -28,6 +29,7 @@ use crate::http::extract::{self, BodyLimit};
 use crate::http::{Metrics, RouteTable, fallback, metrics, request_id};
 use crate::routes::open311::Open311;
 use crate::routes::{self, ApiDoc};
+use crate::sla;
 
 /// Why the server could not start. Each renders as one line.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +63,8 @@ pub struct Application {
     database: Database,
     instance: ServiceInstance,
     grace: Duration,
+    calendars: web::Data<Calendars>,
+    sla: SlaSettings,
 }
 
 impl Application {
@@ -74,13 +78,16 @@ impl Application {
         let instance = ServiceInstance::current(Utc::now());
         let registered = instance.clone();
         let known = catalog.clone();
-        let database = web::block(move || -> Result<Database, DbSetupError> {
-            let database = Database::open(&db_settings)?;
-            database.register_instance(&registered, &known)?;
-            Ok(database)
-        })
-        .await
-        .expect("blocking pool is running")?;
+        let (database, calendars) =
+            web::block(move || -> Result<(Database, Calendars), DbSetupError> {
+                let database = Database::open(&db_settings)?;
+                database.register_instance(&registered, &known)?;
+                let calendars = Calendars::new(calendar);
+                database.load_calendar_days(&calendars)?;
+                Ok((database, calendars))
+            })
+            .await
+            .expect("blocking pool is running")?;
 
         let bind = settings.bind_addr()?;
         let listener = TcpListener::bind(bind).map_err(|source| StartError::Bind {
@@ -95,6 +102,7 @@ impl Application {
             })?
             .port();
 
+        let calendars = web::Data::new(calendars);
         let doc = Arc::new(routes::openapi());
         let state = SharedState {
             database: web::Data::new(database.clone()),
@@ -102,8 +110,9 @@ impl Application {
             metrics: web::Data::new(Metrics::new()),
             route_table: web::Data::new(RouteTable::from_openapi(&doc)),
             catalog: web::Data::new(catalog),
-            calendar: web::Data::new(calendar),
+            calendar: calendars.clone(),
             open311: web::Data::new(Open311::new(&settings.open311)),
+            sla: web::Data::new(settings.sla),
             body_limit: settings.server.body_limit_bytes,
         };
         let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
@@ -129,6 +138,8 @@ impl Application {
             database,
             instance,
             grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
+            calendars,
+            sla: settings.sla,
         })
     }
 
@@ -151,6 +162,13 @@ impl Application {
 
         let handle = self.server.handle();
         let mut server = actix_web::rt::spawn(self.server);
+        let detector = self.sla.worker.then(|| {
+            actix_web::rt::spawn(sla::detect(
+                self.database.clone(),
+                self.calendars.clone(),
+                self.sla,
+            ))
+        });
         let mut terminate = signal(SignalKind::terminate())?;
         let stop_signal = Box::pin(async move {
             let term = Box::pin(terminate.recv());
@@ -181,6 +199,9 @@ impl Application {
                 }
             }
         };
+        if let Some(detector) = detector {
+            detector.abort();
+        }
         let id = self.instance.id.clone();
         let recorded = actix_web::rt::time::timeout(
             Duration::from_secs(5),
@@ -218,6 +239,18 @@ impl Database {
         requests::ensure_catalog_version(&mut conn, catalog, instance.started_at)
             .map_err(|e| failed(e.to_string()))?;
         instances::register(&mut conn, instance).map_err(|e| failed(e.to_string()))
+    }
+
+    fn load_calendar_days(&self, calendars: &Calendars) -> Result<(), DbSetupError> {
+        let failed = |e: String| DbSetupError::Migrate {
+            url: "<pool>".into(),
+            reason: format!("cannot read the calendar days: {e}"),
+        };
+        let mut conn = self.pool_get().map_err(|e| failed(e.to_string()))?;
+        calendars
+            .reload(&mut conn)
+            .map(|_| ())
+            .map_err(|e| failed(e.to_string()))
     }
 }
 
@@ -258,8 +291,9 @@ struct SharedState {
     metrics: web::Data<Metrics>,
     route_table: web::Data<RouteTable>,
     catalog: web::Data<Catalog>,
-    calendar: web::Data<Calendar>,
+    calendar: web::Data<Calendars>,
     open311: web::Data<Open311>,
+    sla: web::Data<SlaSettings>,
     body_limit: usize,
 }
 
@@ -285,6 +319,7 @@ fn app(
         .app_data(state.catalog)
         .app_data(state.calendar)
         .app_data(state.open311)
+        .app_data(state.sla)
         .app_data(BodyLimit(state.body_limit))
         .app_data(extract::json_config(state.body_limit))
         .app_data(extract::query_config())

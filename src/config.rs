@@ -55,6 +55,23 @@ pub struct Settings {
     pub log: LogSettings,
     /// The Open311 GeoReport v2 interface.
     pub open311: Open311Settings,
+    /// The SLA engine.
+    pub sla: SlaSettings,
+}
+
+/// `[sla]`: how clocks warn and how the detection worker runs.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaSettings {
+    /// Share of a clock's allowance after which it warns, in percent (1 to 100).
+    pub warn_percent: u32,
+    /// Longest the detection worker sleeps between looks, in milliseconds.
+    pub tick_ms: u64,
+    /// Most clocks the worker marks in one transaction.
+    pub batch: i64,
+    /// Whether this instance runs the detection worker (several instances may; each breach is
+    /// marked once).
+    pub worker: bool,
 }
 
 /// `[server]`: the HTTP listener.
@@ -286,6 +303,18 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
         DatabaseUrl::parse(&self.database.url).map_err(|e| ConfigError::key("database.url", e))?;
+        if !(1..=100).contains(&self.sla.warn_percent) {
+            return Err(ConfigError::key("sla.warn_percent", "must be 1 to 100"));
+        }
+        if !(10..=1000).contains(&self.sla.tick_ms) {
+            return Err(ConfigError::key(
+                "sla.tick_ms",
+                "must be 10 to 1000 (breaches are marked within a second)",
+            ));
+        }
+        if !(1..=100_000).contains(&self.sla.batch) {
+            return Err(ConfigError::key("sla.batch", "must be 1 to 100000"));
+        }
         if self.database.pool_size == 0 {
             return Err(ConfigError::key("database.pool_size", "must be at least 1"));
         }

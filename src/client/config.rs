@@ -1,4 +1,6 @@
-//! The saved login: `{server, token}` in a per-user TOML file that only its owner may read.
+//! The saved login: `{server, token}` in a per-user TOML file that only its owner may read,
+//! and the audit chain's head as `verify` saw it last on that server (the anchor it checks
+//! the next time).
 //!
 //! Where: `--config-file PATH` (or `MASHANGBAN_CLIENT_CONFIG`), else
 //! `$XDG_CONFIG_HOME/mashangban/client.toml`, else `$HOME/.config/mashangban/client.toml`.
@@ -22,6 +24,19 @@ pub struct Login {
     pub server: String,
     /// The bearer token.
     pub token: String,
+    /// The audit chain's head at the last `verify` that found it intact on this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<AuditHead>,
+}
+
+/// `[audit_head]`: the newest audit event seen, kept to check that it is still there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditHead {
+    /// Its position in the chain.
+    pub seq: i64,
+    /// Its hash.
+    pub hash: String,
 }
 
 /// The default place of the file, from `XDG_CONFIG_HOME` or `HOME` (passed in for tests).
@@ -194,6 +209,7 @@ mod tests {
         Login {
             server: "http://127.0.0.1:8080".into(),
             token: "eyJhbGciOiJIUzI1NiJ9.e30.sig".into(),
+            audit_head: None,
         }
     }
 
@@ -214,9 +230,15 @@ mod tests {
         let other = Login {
             server: "https://msb.example.gov.cn".into(),
             token: "t2".into(),
+            audit_head: Some(AuditHead {
+                seq: 42,
+                hash: "ab".repeat(32),
+            }),
         };
         save(&path, &other).unwrap();
         assert_eq!(load(&path).unwrap(), other);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("[audit_head]\nseq = 42\n"), "{text}");
         let names: Vec<_> = fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())

@@ -80,14 +80,25 @@ impl Http {
 
     /// `GET path`.
     pub fn get(&self, path: &str) -> Result<Reply, Failure> {
+        self.get_as(path, "application/json").map(|(reply, _)| reply)
+    }
+
+    /// `GET path` asking for the media type `accept`; also returns the `Link` header, if any.
+    pub fn get_as(&self, path: &str, accept: &str) -> Result<(Reply, Option<String>), Failure> {
         let url = self.url(path);
         let response = self
             .agent
             .get(&url)
             .header("Authorization", format!("Bearer {}", self.token))
-            .header("Accept", "application/json")
+            .header("Accept", accept)
             .call();
-        self.reply(&url, response)
+        let link = response.as_ref().ok().and_then(|r| {
+            r.headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        });
+        Ok((self.reply(&url, response)?, link))
     }
 
     /// `POST path` with a JSON body (or none) and an optional `If-Match`.

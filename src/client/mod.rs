@@ -7,13 +7,15 @@
 //!
 //! Output: tables for people on stdout; `--json` prints the server's JSON instead. Errors:
 //! one line on stderr. Exit status: 0 done, 1 the server refused or could not be reached,
-//! 2 usage or login problems (not logged in, token expired or refused, bad arguments).
-//! See `docs/clerk-client.md`.
+//! 2 usage or login problems (not logged in, token expired or refused, bad arguments),
+//! 3 `verify` found the audit chain not intact. See `docs/clerk-client.md`.
 
+pub mod audit;
 pub mod config;
 pub mod http;
 pub mod problem;
 pub mod render;
+pub mod sla;
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
@@ -31,7 +33,8 @@ use self::http::{Http, Reply};
 /// Why a command failed: the one line for stderr, and the exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// 1: refused or unreachable; 2: usage, configuration or login.
+    /// 1: refused or unreachable; 2: usage, configuration or login; 3: the audit chain is
+    /// not intact.
     pub exit: u8,
     /// One line.
     pub message: String,
@@ -53,6 +56,14 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    /// Exit status 3: the audit chain is broken or lost events.
+    pub fn alarm(message: impl Into<String>) -> Self {
+        Self {
+            exit: 3,
+            message: message.into(),
+        }
+    }
 }
 
 /// `mashangban client` arguments.
@@ -60,7 +71,8 @@ impl Failure {
 #[command(
     after_help = "Log in once with `mashangban client login --server URL --token TOKEN`. \
                   Exit status: 0 done, 1 refused by the server or unreachable, \
-                  2 usage or login problem. See docs/clerk-client.md."
+                  2 usage or login problem, 3 the audit chain is not intact (verify). \
+                  See docs/clerk-client.md."
 )]
 pub struct ClientArgs {
     /// Print the server's JSON instead of tables (for scripts).
@@ -123,6 +135,14 @@ pub enum ClientCommand {
         /// Request id.
         #[arg(value_name = "ID")]
         id: String,
+    },
+    /// Verify the district's audit chain (supervisors, administrators), also against the head
+    /// the last verify saw, which is kept in the login file: removed newest events show.
+    Verify {
+        /// Do not check the saved head; save the current one (once a reported loss is
+        /// explained, e.g. a restore from backup).
+        #[arg(long)]
+        reset_anchor: bool,
     },
     /// Start serving the request at the window (call).
     Call(Target),
@@ -196,6 +216,12 @@ pub enum ClientCommand {
         #[arg(long, value_parser = not_blank)]
         reason: String,
     },
+    /// Breached SLA clocks, newest breach first; `--csv` exports all of them (supervisors).
+    Breaches(sla::BreachesArgs),
+    /// Open clocks falling due soon, least time left first (supervisors).
+    AtRisk(sla::AtRiskArgs),
+    /// On-time statistics per unit or matter over a period (supervisors).
+    Stats(sla::StatsArgs),
 }
 
 /// `special-procedure start|end`.
@@ -245,11 +271,19 @@ pub fn execute(args: ClientArgs) -> Result<String, Failure> {
     let json = args.json;
     match args.command {
         ClientCommand::Login { server, token } => login(&path, &server, &token, json),
-        ClientCommand::Logout => Ok(if config::remove(&path)? {
-            format!("Logged out: removed {}\n", path.display())
-        } else {
-            format!("Not logged in (no {}).\n", path.display())
-        }),
+        ClientCommand::Logout => {
+            let head = config::load(&path).ok().and_then(|login| login.audit_head);
+            Ok(match (config::remove(&path)?, head) {
+                (true, Some(head)) => format!(
+                    "Logged out: removed {} (and the audit head seen last, event {}).\n",
+                    path.display(),
+                    head.seq
+                ),
+                (true, None) => format!("Logged out: removed {}\n", path.display()),
+                (false, _) => format!("Not logged in (no {}).\n", path.display()),
+            })
+        }
+        ClientCommand::Verify { reset_anchor } => audit::verify(&path, reset_anchor, json),
         command => {
             let login = config::load(&path)?;
             let session = Session {
@@ -284,11 +318,17 @@ fn login(path: &std::path::Path, server: &str, token: &str, json: bool) -> Resul
         return Err(problem::failure(&reply, &server));
     }
     let me = reply.json()?;
+    // A new token for the same server keeps the audit head `verify` saw there.
+    let audit_head = config::load(path)
+        .ok()
+        .filter(|old| old.server == server)
+        .and_then(|old| old.audit_head);
     config::save(
         path,
         &Login {
             server: server.clone(),
             token,
+            audit_head,
         },
     )?;
     if json {
@@ -396,7 +436,16 @@ fn action_of(command: &ClientCommand) -> Option<(&'static str, &'static str, &Ta
             target,
             json!({"reason": reason}),
         ),
-        C::Login { .. } | C::Logout | C::Queue | C::Next | C::Show { .. } | C::Events { .. } => {
+        C::Login { .. }
+        | C::Logout
+        | C::Queue
+        | C::Next
+        | C::Show { .. }
+        | C::Events { .. }
+        | C::Verify { .. }
+        | C::Breaches(_)
+        | C::AtRisk(_)
+        | C::Stats(_) => {
             return None;
         }
     })
@@ -445,7 +494,10 @@ impl Session {
                 let reply = self.expect_ok(self.http.get(&path)?)?;
                 self.output(&reply, render::events)
             }
-            _ => unreachable!("login, logout and the actions are handled before"),
+            ClientCommand::Breaches(args) => sla::breaches(&self.http, self.json, &args),
+            ClientCommand::AtRisk(args) => sla::at_risk(&self.http, self.json, &args),
+            ClientCommand::Stats(args) => sla::stats(&self.http, self.json, &args),
+            _ => unreachable!("login, logout, verify and the actions are handled before"),
         }
     }
 
@@ -821,6 +873,8 @@ mod tests {
             vec!["next"],
             vec!["show", "R"],
             vec!["events", "R"],
+            vec!["verify"],
+            vec!["verify", "--reset-anchor"],
         ] {
             assert!(action_of(&parse(&args).command).is_none(), "{args:?}");
         }

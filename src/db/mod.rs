@@ -9,10 +9,13 @@
 //! actix's blocking thread pool, never on an async worker.
 
 pub mod audit;
+pub mod calendars;
+pub mod clocks;
 pub mod instances;
 pub mod open311;
 pub mod requests;
 pub mod schema;
+pub mod sla;
 mod url;
 pub mod workflow;
 

@@ -66,6 +66,8 @@ pub struct RequestRow {
     pub special_procedure: bool,
     /// Extension granted.
     pub extended: bool,
+    /// Deemed accepted from receipt (Art. 32), UTC.
+    pub deemed_accepted_at: Option<NaiveDateTime>,
 }
 
 /// A stored task.
@@ -92,6 +94,8 @@ pub struct TaskRow {
     pub claimed_by: Option<String>,
     /// When it was claimed (UTC).
     pub claimed_at: Option<NaiveDateTime>,
+    /// A special procedure is under way on this task.
+    pub special_procedure: bool,
 }
 
 /// A stored material.
@@ -138,6 +142,38 @@ pub struct ClockRow {
     pub started_at: Option<NaiveDateTime>,
     /// Due (UTC).
     pub due_at: Option<NaiveDateTime>,
+    /// Unit it counts against.
+    pub unit: String,
+    /// Matter or bundle it counts for.
+    pub matter: String,
+    /// Warning instant (UTC).
+    pub warn_at: Option<NaiveDateTime>,
+    /// When the warning was marked (UTC).
+    pub warned_at: Option<NaiveDateTime>,
+    /// Next detection instant (UTC).
+    pub check_at: Option<NaiveDateTime>,
+    /// When marked breached (UTC).
+    pub breached_at: Option<NaiveDateTime>,
+    /// When stopped (UTC).
+    pub stopped_at: Option<NaiveDateTime>,
+    /// Start of the open pause (UTC).
+    pub paused_at: Option<NaiveDateTime>,
+    /// Total seconds paused.
+    pub paused_seconds: i64,
+    /// Pauses with reasons, JSON list.
+    pub pauses: String,
+    /// Counting restarted here (UTC).
+    pub resumed_at: Option<NaiveDateTime>,
+    /// Seconds left at the last pause.
+    pub remaining_seconds: Option<i64>,
+    /// Working days added by the extension.
+    pub extended_days: i32,
+    /// Handling time in working minutes when stopped.
+    pub worked_minutes: Option<i64>,
+    /// Unit charged with a return's lost time.
+    pub lost_to_unit: Option<String>,
+    /// Working minutes lost to a return.
+    pub lost_minutes: i64,
 }
 
 /// A stored routing decision.

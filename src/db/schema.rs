@@ -75,6 +75,9 @@ diesel::table! {
         special_procedure -> Bool,
         /// The one statutory extension was granted.
         extended -> Bool,
+        /// When the request was deemed accepted from receipt because the supplement notice
+        /// ran out (Art. 32), UTC.
+        deemed_accepted_at -> Nullable<Timestamp>,
     }
 }
 
@@ -101,6 +104,8 @@ diesel::table! {
         claimed_by -> Nullable<Text>,
         /// When it was taken (UTC).
         claimed_at -> Nullable<Timestamp>,
+        /// A special procedure is under way on this task (bundles).
+        special_procedure -> Bool,
     }
 }
 
@@ -147,6 +152,54 @@ diesel::table! {
         started_at -> Nullable<Timestamp>,
         /// When it falls due (UTC).
         due_at -> Nullable<Timestamp>,
+        /// The unit it counts against.
+        unit -> Text,
+        /// The matter (or bundle) it counts for.
+        matter -> Text,
+        /// When the warning share of the target is reached (UTC).
+        warn_at -> Nullable<Timestamp>,
+        /// When the warning was marked (UTC).
+        warned_at -> Nullable<Timestamp>,
+        /// Next instant the detection worker looks at it (UTC); NULL when nothing is left.
+        check_at -> Nullable<Timestamp>,
+        /// When it was marked breached (UTC).
+        breached_at -> Nullable<Timestamp>,
+        /// When it stopped: met, breached and stopped, or cancelled (UTC).
+        stopped_at -> Nullable<Timestamp>,
+        /// Start of the open pause (UTC).
+        paused_at -> Nullable<Timestamp>,
+        /// Total wall-clock seconds paused.
+        paused_seconds -> BigInt,
+        /// Every pause with its reason, JSON list.
+        pauses -> Text,
+        /// Counting restarted here after the last pause (UTC).
+        resumed_at -> Nullable<Timestamp>,
+        /// (Working) seconds left at the last pause.
+        remaining_seconds -> Nullable<BigInt>,
+        /// Working days added by the extension.
+        extended_days -> Integer,
+        /// Handling time in working minutes when stopped, pauses excluded.
+        worked_minutes -> Nullable<BigInt>,
+        /// The unit that returned the request (退单), charged with the lost time.
+        lost_to_unit -> Nullable<Text>,
+        /// Working minutes lost to a return.
+        lost_minutes -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Days administrators set or removed at runtime; they win over the calendar file.
+    calendar_days (calendar, day) {
+        /// Calendar code.
+        calendar -> Text,
+        /// `YYYY-MM-DD`.
+        day -> Text,
+        /// `holiday`, `working_day` or `regular` (the file's override removed).
+        kind -> Text,
+        /// Who changed it (token subject).
+        changed_by -> Text,
+        /// When (UTC).
+        changed_at -> Timestamp,
     }
 }
 
@@ -244,4 +297,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     catalog_versions,
     service_instances,
     audit_events,
+    calendar_days,
 );

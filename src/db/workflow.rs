@@ -4,16 +4,51 @@
 //! two people acting at once, the second gets "changed first" instead of overwriting), the
 //! tasks, a re-routing decision when there is one, and the audit event.
 
-use chrono::NaiveDateTime;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use super::clocks::{self, ClockStep, Which};
 use super::requests::{self, RequestRecord, RoutingDecisionRow, Scope, TaskRow};
-use super::schema::{clocks, requests as requests_table, routing_decisions, tasks};
+use super::schema::{clocks as clocks_table, requests as requests_table, routing_decisions, tasks};
 use super::{DbConnection, audit, write_transaction};
 use crate::domain::UnitCode;
 use crate::domain::audit::Entry;
+use crate::domain::calendar::Calendar;
+use crate::domain::clock::Rules;
+use crate::domain::lifecycle::Action;
 use crate::domain::request::{ClockState, Status, TaskRole};
 use crate::error::ApiError;
+
+/// A step on one unit task of a bundle ([`crate::domain::lifecycle::Action::per_task`]).
+#[derive(Debug, Clone)]
+pub struct TaskStep {
+    /// The task.
+    pub task_id: String,
+    /// Its state after.
+    pub status: Status,
+    /// Its special-procedure flag after.
+    pub special_procedure: bool,
+}
+
+/// What the step does to the clocks (see [`crate::db::clocks::on_step`]).
+#[derive(Debug, Clone)]
+pub struct ClockEffects {
+    /// The calendar in force.
+    pub calendar: Arc<Calendar>,
+    /// Warning share, percent.
+    pub warn_percent: u32,
+    /// A bundle (joint statutory limit).
+    pub joint: bool,
+    /// The special procedure's kind, for pause reasons.
+    pub detail: String,
+    /// A reroute after a return: the unit that returned it and when.
+    pub returned: Option<(String, DateTime<Utc>)>,
+    /// Steps the bundle as a whole took because of a task step (its decision, the start or
+    /// end of a special procedure on it): applied to the request-level clocks.
+    pub derived: Vec<Action>,
+}
 
 /// One step to record.
 #[derive(Debug, Clone)]
@@ -30,6 +65,12 @@ pub struct Step {
     pub extended: bool,
     /// For a re-routing: the new lead unit and the decision to store.
     pub reroute: Option<(UnitCode, RoutingDecisionRow)>,
+    /// For a bundle's per-task step: the task.
+    pub task: Option<TaskStep>,
+    /// The action, for the clocks.
+    pub action: Action,
+    /// The clocks' side.
+    pub clocks: ClockEffects,
     /// The audit event (its `request_id` is this request).
     pub event: Entry,
     /// When.
@@ -79,10 +120,26 @@ pub fn record(conn: &mut DbConnection, step: &Step) -> Result<RequestRecord, Ste
                 .first(conn)?;
             return Err(StepError::Stale { revision, status });
         }
-        // Every task follows the request (per-unit task steps for bundles come later).
-        diesel::update(tasks::table.filter(tasks::request_id.eq(&step.request_id)))
-            .set(tasks::status.eq(step.status.as_str()))
-            .execute(conn)?;
+        match &step.task {
+            // A bundle's unit task moves on its own; the request's state was derived from all.
+            Some(task) => {
+                diesel::update(tasks::table.find(&task.task_id))
+                    .set((
+                        tasks::status.eq(task.status.as_str()),
+                        tasks::special_procedure.eq(task.special_procedure),
+                    ))
+                    .execute(conn)?;
+            }
+            // A step on the request as a whole: every task follows it.
+            None => {
+                diesel::update(tasks::table.filter(tasks::request_id.eq(&step.request_id)))
+                    .set((
+                        tasks::status.eq(step.status.as_str()),
+                        tasks::special_procedure.eq(step.special_procedure),
+                    ))
+                    .execute(conn)?;
+            }
+        }
         if let Some((unit, decision)) = &step.reroute {
             changes = diesel::update(requests_table::table.find(&step.request_id))
                 .set(requests_table::lead_unit.eq(unit.as_str()))
@@ -107,10 +164,54 @@ pub fn record(conn: &mut DbConnection, step: &Step) -> Result<RequestRecord, Ste
                 .values(decision)
                 .execute(conn)?;
         }
-        audit::append(conn, step.event.clone())?;
+        let mut events = vec![step.event.clone()];
+        events.extend(clock_events(conn, step)?);
+        audit::append_many(conn, events)?;
         requests::find(conn, &Scope::All, &step.request_id)?
             .ok_or_else(|| StepError::Failed(ApiError::not_found("the request disappeared")))
     })
+}
+
+/// The clocks' reaction to `step`, stored; returns their audit events.
+fn clock_events(conn: &mut DbConnection, step: &Step) -> Result<Vec<Entry>, StepError> {
+    let effects = &step.clocks;
+    let rules = Rules {
+        calendar: &effects.calendar,
+        warn_percent: effects.warn_percent,
+    };
+    let now = step.event.at;
+    let new_unit = step.reroute.as_ref().map(|(unit, _)| unit.to_string());
+    let base = ClockStep {
+        action: step.action,
+        which: match &step.task {
+            Some(task) => Which::Task(&task.task_id),
+            None => Which::All,
+        },
+        joint: effects.joint,
+        detail: &effects.detail,
+        returned: effects
+            .returned
+            .as_ref()
+            .map(|(unit, at)| (unit.as_str(), *at)),
+        new_unit: new_unit.as_deref(),
+        actor: &step.event.actor,
+    };
+    let mut events =
+        clocks::on_step(conn, &step.request_id, &base, rules, now).map_err(StepError::Failed)?;
+    let request_id = step.request_id.clone();
+    for derived in &effects.derived {
+        let step = ClockStep {
+            action: *derived,
+            which: Which::RequestOnly,
+            returned: None,
+            new_unit: None,
+            ..base.clone()
+        };
+        events.extend(
+            clocks::on_step(conn, &request_id, &step, rules, now).map_err(StepError::Failed)?,
+        );
+    }
+    Ok(events)
 }
 
 /// States whose tasks are still in someone's queue.
@@ -147,10 +248,10 @@ pub fn queue(conn: &mut DbConnection, unit: UnitCode, limit: i64) -> QueryResult
         .select((TaskRow::as_select(), requests_table::number))
         .load(conn)?;
     let ids: Vec<&str> = rows.iter().map(|(t, _)| t.request_id.as_str()).collect();
-    let dues: Vec<(String, Option<NaiveDateTime>)> = clocks::table
-        .filter(clocks::request_id.eq_any(&ids))
-        .filter(clocks::state.eq(ClockState::Running.as_str()))
-        .select((clocks::request_id, clocks::due_at))
+    let dues: Vec<(String, Option<NaiveDateTime>)> = clocks_table::table
+        .filter(clocks_table::request_id.eq_any(&ids))
+        .filter(clocks_table::state.eq(ClockState::Running.as_str()))
+        .select((clocks_table::request_id, clocks_table::due_at))
         .load(conn)?;
     let mut items: Vec<QueueItem> = rows
         .into_iter()

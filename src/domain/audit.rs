@@ -6,6 +6,13 @@
 //! chain is global, numbered by `seq` from 1, so editing, deleting or reordering any stored
 //! event breaks a link that [`verify`] finds. Appends never fork: `seq` and `prev_hash` are
 //! unique in the database, so of two writers that read the same head only one can insert.
+//!
+//! One thing the chain cannot show by itself: the removal of its *newest* events leaves a
+//! shorter chain whose links all hold. So a verification reports the [`Head`] it reached, and
+//! whoever keeps that head outside the database can give it back later as an anchor:
+//! [`Verifier::anchored`] then also requires that event to be there, with that hash
+//! ([`Fault::Truncated`] when the chain ends before it, [`Fault::Rewritten`] when it is
+//! another event).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -97,14 +104,63 @@ pub fn append(head: Option<(i64, &str)>, entry: Entry) -> Event {
     }
 }
 
+/// Links `entries`, in order, after the event `head` (or from the first event).
+pub fn append_all(head: Option<(i64, &str)>, entries: Vec<Entry>) -> Vec<Event> {
+    let mut events: Vec<Event> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let previous = match events.last() {
+            Some(last) => Some((last.seq, last.hash.as_str())),
+            None => head,
+        };
+        let event = append(previous, entry);
+        events.push(event);
+    }
+    events
+}
+
+/// The newest event of a chain as seen at one moment: its position and hash. Kept outside
+/// the database, it anchors a later verification (see [`Verifier::anchored`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Position of the newest event (0 for an empty chain).
+    pub seq: i64,
+    /// Its hash ([`GENESIS`] for an empty chain).
+    pub hash: String,
+}
+
+/// What kind of fault a verification found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A link does not hold: an event was edited, deleted, inserted or moved.
+    Link,
+    /// Every link holds, but the chain ends before the anchor: its newest events were removed.
+    Truncated,
+    /// Every link holds, but the anchored position holds another event: the chain was
+    /// rewritten (and re-hashed) at or before it.
+    Rewritten,
+}
+
 /// The first event whose link does not hold, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("audit chain broken at seq {seq}: {problem}")]
 pub struct Broken {
-    /// Where the chain breaks (the expected position when an event is missing).
+    /// Where the chain breaks (the expected position when an event is missing; the first
+    /// missing position when the chain was truncated).
     pub seq: i64,
     /// What is wrong.
     pub problem: String,
+    /// Its kind.
+    pub fault: Fault,
+}
+
+impl Broken {
+    fn link(seq: i64, problem: impl Into<String>) -> Self {
+        Self {
+            seq,
+            problem: problem.into(),
+            fault: Fault::Link,
+        }
+    }
 }
 
 /// Walks a chain in `seq` order, one event at a time (so a long chain can be read in pages).
@@ -112,6 +168,7 @@ pub struct Broken {
 pub struct Verifier {
     expected_seq: i64,
     prev: String,
+    anchor: Option<Head>,
 }
 
 impl Default for Verifier {
@@ -119,35 +176,86 @@ impl Default for Verifier {
         Self {
             expected_seq: 1,
             prev: GENESIS.to_string(),
+            anchor: None,
         }
     }
 }
 
 impl Verifier {
+    /// A verifier that also requires the event `anchor` (a head seen earlier) to be in the
+    /// chain with the same hash.
+    pub fn anchored(anchor: Head) -> Self {
+        Self {
+            anchor: Some(anchor),
+            ..Self::default()
+        }
+    }
+
     /// Checks the next event.
     pub fn push(&mut self, event: &Event) -> Result<(), Broken> {
         let expected = self.expected_seq;
         if event.seq != expected {
-            return Err(Broken {
-                seq: expected,
-                problem: format!("event {expected} is missing (next stored is {})", event.seq),
-            });
+            return Err(Broken::link(
+                expected,
+                format!("event {expected} is missing (next stored is {})", event.seq),
+            ));
         }
         if event.prev_hash != self.prev {
-            return Err(Broken {
-                seq: event.seq,
-                problem: "its previous-hash does not match the event before it".into(),
-            });
+            return Err(Broken::link(
+                event.seq,
+                "its previous-hash does not match the event before it",
+            ));
         }
         if link_hash(&self.prev, event.seq, &event.entry) != event.hash {
-            return Err(Broken {
-                seq: event.seq,
-                problem: "its contents do not match its hash (edited)".into(),
-            });
+            return Err(Broken::link(
+                event.seq,
+                "its contents do not match its hash (edited)",
+            ));
+        }
+        if let Some(anchor) = self.anchor.as_ref().filter(|a| a.seq == event.seq) {
+            if anchor.hash != event.hash {
+                return Err(Broken {
+                    seq: event.seq,
+                    problem: format!(
+                        "event {} is not the event seen there before (hash {}…, the anchor says {}…): the chain was rewritten at or before it",
+                        event.seq,
+                        short(&event.hash),
+                        short(&anchor.hash)
+                    ),
+                    fault: Fault::Rewritten,
+                });
+            }
         }
         self.prev = event.hash.clone();
         self.expected_seq += 1;
         Ok(())
+    }
+
+    /// Ends the walk: the head reached, or [`Fault::Truncated`] when the chain ends before
+    /// the anchor.
+    pub fn finish(&self) -> Result<Head, Broken> {
+        let count = self.count();
+        if let Some(anchor) = self.anchor.as_ref().filter(|a| a.seq > count) {
+            let first = count + 1;
+            let lost = if first == anchor.seq {
+                format!("event {first} was removed")
+            } else {
+                format!("events {first} to {} at least were removed", anchor.seq)
+            };
+            return Err(Broken {
+                seq: first,
+                problem: format!(
+                    "the chain ends at event {count}, but event {} (hash {}…) was there before: {lost}",
+                    anchor.seq,
+                    short(&anchor.hash)
+                ),
+                fault: Fault::Truncated,
+            });
+        }
+        Ok(Head {
+            seq: count,
+            hash: self.prev.clone(),
+        })
     }
 
     /// How many events held so far.
@@ -167,7 +275,12 @@ pub fn verify<'a>(events: impl IntoIterator<Item = &'a Event>) -> Result<i64, Br
     for event in events {
         verifier.push(event)?;
     }
-    Ok(verifier.count())
+    verifier.finish().map(|head| head.seq)
+}
+
+/// The first characters of a hash, enough to tell two apart in a message.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 #[cfg(test)]
@@ -255,5 +368,99 @@ mod tests {
         let mut events = chain(4);
         events.swap(1, 2);
         assert_eq!(verify(&events).unwrap_err().seq, 2);
+    }
+
+    #[test]
+    fn append_all_chains_like_one_append_at_a_time() {
+        let one_by_one = chain(7);
+        let head = Some((one_by_one[2].seq, one_by_one[2].hash.as_str()));
+        let rest = append_all(head, (3..7).map(entry).collect());
+        assert_eq!(rest, one_by_one[3..]);
+        assert_eq!(append_all(None, (0..7).map(entry).collect()), one_by_one);
+        assert!(append_all(head, Vec::new()).is_empty());
+    }
+
+    fn verify_anchored(events: &[Event], anchor: Head) -> Result<Head, Broken> {
+        let mut verifier = Verifier::anchored(anchor);
+        for event in events {
+            verifier.push(event)?;
+        }
+        verifier.finish()
+    }
+
+    fn head_of(events: &[Event]) -> Head {
+        let last = events.last().unwrap();
+        Head {
+            seq: last.seq,
+            hash: last.hash.clone(),
+        }
+    }
+
+    #[test]
+    fn a_head_seen_before_anchors_a_later_verification() {
+        let events = chain(6);
+        let anchor = head_of(&events[..4]);
+        // Still there (and the chain grew): the head reached is the newest event.
+        assert_eq!(
+            verify_anchored(&events, anchor.clone()),
+            Ok(head_of(&events))
+        );
+        assert_eq!(
+            verify_anchored(&events[..4], anchor.clone()),
+            Ok(anchor.clone())
+        );
+        // An empty chain's head is the genesis.
+        assert_eq!(
+            Verifier::default().finish(),
+            Ok(Head {
+                seq: 0,
+                hash: GENESIS.into()
+            })
+        );
+    }
+
+    #[test]
+    fn removing_the_newest_events_is_found_with_an_anchor_only() {
+        let events = chain(6);
+        let anchor = head_of(&events);
+        // Without the anchor, the shorter chain is valid.
+        assert_eq!(verify(&events[..3]), Ok(3));
+        let broken = verify_anchored(&events[..3], anchor.clone()).unwrap_err();
+        assert_eq!(broken.fault, Fault::Truncated);
+        assert_eq!(broken.seq, 4);
+        assert!(
+            broken.problem.contains("ends at event 3")
+                && broken
+                    .problem
+                    .contains("events 4 to 6 at least were removed"),
+            "{}",
+            broken.problem
+        );
+        let broken = verify_anchored(&events[..5], anchor).unwrap_err();
+        assert!(
+            broken.problem.contains("event 6 was removed"),
+            "{}",
+            broken.problem
+        );
+    }
+
+    #[test]
+    fn a_rewritten_chain_is_found_at_the_anchor() {
+        let events = chain(6);
+        let anchor = head_of(&events[..5]);
+        // Truncated to 3, then re-grown with other events past the anchor: every link holds.
+        let head = Some((events[2].seq, events[2].hash.as_str()));
+        let mut forged = events[..3].to_vec();
+        forged.extend(append_all(head, (10..13).map(entry).collect()));
+        assert_eq!(verify(&forged), Ok(6));
+        let broken = verify_anchored(&forged, anchor).unwrap_err();
+        assert_eq!(broken.fault, Fault::Rewritten);
+        assert_eq!(broken.seq, 5);
+        assert!(broken.problem.contains("rewritten"), "{}", broken.problem);
+        // A link fault still comes first, as without an anchor.
+        let mut edited = events.clone();
+        edited[1].entry.actor = "someone".into();
+        let broken = verify_anchored(&edited, head_of(&events)).unwrap_err();
+        assert_eq!((broken.seq, broken.fault), (2, Fault::Link));
     }
 }

@@ -107,6 +107,21 @@ impl Action {
         }
     }
 
+    /// Whether, on a bundle, the step belongs to one unit task rather than to the request:
+    /// the back office's review and decision, taken by each unit on its own task. The window
+    /// steps (call, accept, refuse, request a supplement, return), completion and delivery
+    /// stay with the request: one intake, one reply.
+    pub fn per_task(self) -> bool {
+        matches!(
+            self,
+            Action::StartReview
+                | Action::BeginSpecialProcedure
+                | Action::EndSpecialProcedure
+                | Action::Approve
+                | Action::Deny
+        )
+    }
+
     /// Who may take it.
     pub fn taken_by(self) -> Taker {
         match self {
@@ -281,6 +296,31 @@ fn next(situation: Situation, action: Action) -> Option<Outcome> {
             extended: true,
         }),
         _ => None,
+    }
+}
+
+/// A bundle's situation in the back office, derived from its unit tasks (each of which ran
+/// the same machine): decided once every task is decided — denied when any was denied,
+/// approved otherwise — under review once any task moved past acceptance, accepted before
+/// that. A special procedure on any task is one on the bundle. Only meaningful while the
+/// bundle is accepted or under review; `extended` is the bundle's own.
+pub fn aggregate(tasks: &[Situation], extended: bool) -> Situation {
+    let decided = |s: &Situation| matches!(s.status, Status::Approved | Status::Denied);
+    let status = if !tasks.is_empty() && tasks.iter().all(decided) {
+        if tasks.iter().any(|s| s.status == Status::Denied) {
+            Status::Denied
+        } else {
+            Status::Approved
+        }
+    } else if tasks.iter().any(|s| s.status != Status::Accepted) {
+        Status::UnderReview
+    } else {
+        Status::Accepted
+    };
+    Situation {
+        status,
+        special_procedure: tasks.iter().any(|s| s.special_procedure),
+        extended,
     }
 }
 
@@ -551,6 +591,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_bundle_is_decided_when_every_task_is() {
+        let task = |status| Situation::at(status);
+        let accepted = [task(Status::Accepted), task(Status::Accepted)];
+        assert_eq!(aggregate(&accepted, false).status, Status::Accepted);
+        let one_reviewing = [task(Status::UnderReview), task(Status::Accepted)];
+        assert_eq!(aggregate(&one_reviewing, false).status, Status::UnderReview);
+        let one_decided = [task(Status::Approved), task(Status::Accepted)];
+        assert_eq!(aggregate(&one_decided, false).status, Status::UnderReview);
+        let approved = [task(Status::Approved), task(Status::Approved)];
+        assert_eq!(
+            aggregate(&approved, true),
+            Situation {
+                status: Status::Approved,
+                special_procedure: false,
+                extended: true
+            }
+        );
+        let one_denied = [task(Status::Approved), task(Status::Denied)];
+        assert_eq!(aggregate(&one_denied, false).status, Status::Denied);
+        let mut hearing = task(Status::UnderReview);
+        hearing.special_procedure = true;
+        assert!(aggregate(&[hearing, task(Status::Approved)], false).special_procedure);
+    }
+
+    #[test]
+    fn review_and_decisions_are_per_task() {
+        let per_task: Vec<Action> = Action::ALL.into_iter().filter(|a| a.per_task()).collect();
+        assert_eq!(
+            per_task,
+            [
+                Action::StartReview,
+                Action::BeginSpecialProcedure,
+                Action::EndSpecialProcedure,
+                Action::Approve,
+                Action::Deny
+            ]
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod calendar;
 pub mod catalog;
+pub mod clock;
 pub mod intake;
 pub mod lifecycle;
 pub mod open311;

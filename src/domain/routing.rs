@@ -10,7 +10,8 @@
 //! 3. The channel never changes the units: a request accepted in another region is handled
 //!    exactly as a local one (异地受理、无差别办); the region is recorded.
 //!
-//! Clocks (targets recorded at intake; the SLA engine runs them): the window intake and, for
+//! Clocks (targets recorded at intake; the SLA engine runs them, `domain::clock`): the promised
+//! limit runs from receipt; the window intake and, for
 //! licensing matters, the 5-working-day supplement notice (Art. 32) on the request; the
 //! promised, statutory and delivery limits of a matter on the request; for a bundle the joint
 //! statutory limit of 45 working days (Art. 42) on the request and each matter's own limits on
@@ -133,7 +134,7 @@ pub fn route(
                             kind,
                             target,
                             task: Some(first),
-                            starts_at_intake: false,
+                            starts_at_intake: kind == ClockKind::Promised,
                         });
                     }
                 }
@@ -277,7 +278,7 @@ fn request_clocks_of_matter(matter: &Matter, clocks: &mut Vec<PlannedClock>) {
                 kind,
                 target,
                 task: None,
-                starts_at_intake: false,
+                starts_at_intake: kind == ClockKind::Promised,
             });
         }
     }
@@ -325,7 +326,7 @@ mod tests {
                 .clocks
                 .iter()
                 .filter(|c| c.starts_at_intake)
-                .all(|c| c.kind == ClockKind::SupplementNotice)
+                .all(|c| matches!(c.kind, ClockKind::SupplementNotice | ClockKind::Promised))
         );
         assert!(routing.explanation.lead_rule.contains("lead unit"));
     }

@@ -9,13 +9,16 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Actor, Principal};
+use crate::config::SlaSettings;
 use crate::db::Database;
-use crate::db::requests::{self, RoutingDecisionRow, Scope};
-use crate::db::workflow::{self, Step, StepError};
+use crate::db::audit;
+use crate::db::calendars::Calendars;
+use crate::db::requests::{self, RequestRecord, RoutingDecisionRow, Scope, TaskRow};
+use crate::db::workflow::{self, ClockEffects, Step, StepError, TaskStep};
 use crate::domain::UnitCode;
 use crate::domain::audit::Entry;
 use crate::domain::lifecycle::{self, Action, Denied, Parties, Situation};
-use crate::domain::request::Status;
+use crate::domain::request::{RequestKind, Status, TaskRole};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::routes::requests::{etag, view};
 
@@ -57,6 +60,9 @@ pub struct ActionBody {
     pub certificate: Option<String>,
     /// The unit to re-route to (reroute).
     pub unit: Option<UnitCode>,
+    /// On a bundle, the unit task a review or decision step is for (its id); needed only when
+    /// the clerk's unit has more than one task on the bundle.
+    pub task: Option<String>,
 }
 
 fn text(value: &Option<String>) -> Option<&str> {
@@ -154,6 +160,133 @@ fn expected_revision(req: &HttpRequest) -> Result<i32, ApiError> {
         })
 }
 
+fn not_allowed(illegal: lifecycle::Illegal) -> ApiError {
+    ApiError::new(ErrorCode::ActionNotAllowed, illegal.to_string())
+        .with_extension("state", json!(illegal.state))
+        .with_extension("allowed", json!(illegal.allowed))
+}
+
+/// A review or decision step on one unit task of a bundle: the task it is for, the task's
+/// new state, and the bundle's state derived from all its unit tasks. Returns the bundle's
+/// outcome, the task step, and the steps the bundle as a whole took (for its own clocks).
+fn on_task(
+    record: &RequestRecord,
+    actor: &Actor,
+    body: &ActionBody,
+    bundle: Situation,
+) -> Result<(lifecycle::Outcome, Option<TaskStep>, Vec<Action>), ApiError> {
+    let unit_tasks: Vec<&TaskRow> = record
+        .tasks
+        .iter()
+        .filter(|t| t.role != TaskRole::Coordinator.as_str())
+        .collect();
+    let Actor::Clerk(unit) = actor else {
+        return Err(ApiError::forbidden(format!(
+            "only a clerk of a unit with a task on this bundle may {}",
+            body.action
+        )));
+    };
+    let mine: Vec<&TaskRow> = unit_tasks
+        .iter()
+        .copied()
+        .filter(|t| t.unit == unit.as_str())
+        .collect();
+    let task = match &body.task {
+        Some(id) => match unit_tasks.iter().find(|t| &t.id == id) {
+            Some(t) if t.unit == unit.as_str() => *t,
+            Some(t) => {
+                return Err(ApiError::forbidden(format!(
+                    "task {id} belongs to unit `{}`, not to `{unit}`",
+                    t.unit
+                )));
+            }
+            None => {
+                return Err(ApiError::validation(vec![FieldError {
+                    pointer: "/task".into(),
+                    message: format!("no unit task {id} on this bundle"),
+                }]));
+            }
+        },
+        None => match mine.as_slice() {
+            [only] => *only,
+            [] => {
+                return Err(ApiError::forbidden(format!(
+                    "unit `{unit}` has no task of its own on this bundle to {}",
+                    body.action
+                )));
+            }
+            _ => {
+                return Err(ApiError::validation(vec![FieldError {
+                    pointer: "/task".into(),
+                    message: format!(
+                        "unit `{unit}` has several tasks on this bundle; name one: {}",
+                        mine.iter()
+                            .map(|t| t.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }]));
+            }
+        },
+    };
+    if !matches!(bundle.status, Status::Accepted | Status::UnderReview) {
+        return Err(not_allowed(lifecycle::Illegal {
+            action: body.action,
+            state: bundle.status,
+            allowed: lifecycle::allowed(bundle),
+        }));
+    }
+    let situation_of = |t: &TaskRow| -> Result<Situation, ApiError> {
+        Ok(Situation {
+            status: t.status.parse().map_err(ApiError::internal)?,
+            special_procedure: t.special_procedure,
+            extended: bundle.extended,
+        })
+    };
+    let before = situation_of(task)?;
+    let after = lifecycle::apply(before, body.action)
+        .map_err(|illegal| not_allowed(illegal).with_extension("task", json!(task.id)))?;
+    let mut all = Vec::with_capacity(unit_tasks.len());
+    for t in &unit_tasks {
+        all.push(if t.id == task.id {
+            Situation {
+                status: after.status,
+                special_procedure: after.special_procedure,
+                extended: bundle.extended,
+            }
+        } else {
+            situation_of(t)?
+        });
+    }
+    let derived_situation = lifecycle::aggregate(&all, bundle.extended);
+    let mut derived = Vec::new();
+    if derived_situation.special_procedure != bundle.special_procedure {
+        derived.push(if derived_situation.special_procedure {
+            Action::BeginSpecialProcedure
+        } else {
+            Action::EndSpecialProcedure
+        });
+    }
+    match derived_situation.status {
+        Status::Approved if bundle.status != Status::Approved => derived.push(Action::Approve),
+        Status::Denied if bundle.status != Status::Denied => derived.push(Action::Deny),
+        _ => {}
+    }
+    Ok((
+        lifecycle::Outcome {
+            status: derived_situation.status,
+            special_procedure: derived_situation.special_procedure,
+            extended: bundle.extended,
+        },
+        Some(TaskStep {
+            task_id: task.id.clone(),
+            status: after.status,
+            special_procedure: after.special_procedure,
+        }),
+        derived,
+    ))
+}
+
 fn stale(revision: i32, status: &str) -> ApiError {
     ApiError::new(
         ErrorCode::PreconditionFailed,
@@ -203,6 +336,8 @@ pub async fn act(
     id: web::Path<String>,
     body: web::Json<ActionBody>,
     db: web::Data<Database>,
+    calendars: web::Data<Calendars>,
+    sla: web::Data<SlaSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let id = id.into_inner();
@@ -237,12 +372,17 @@ pub async fn act(
         special_procedure: r.special_procedure,
         extended: r.extended,
     };
-    let outcome = lifecycle::apply(situation, body.action).map_err(|illegal| {
-        ApiError::new(ErrorCode::ActionNotAllowed, illegal.to_string())
-            .with_extension("state", json!(illegal.state))
-            .with_extension("allowed", json!(illegal.allowed))
-    })?;
-    let payload = check(&body)?;
+    let joint = r.kind == RequestKind::Bundle.as_str();
+    let (outcome, task_step, derived) = if joint && body.action.per_task() {
+        on_task(&record, &principal.actor, &body, situation)?
+    } else {
+        let outcome = lifecycle::apply(situation, body.action).map_err(not_allowed)?;
+        (outcome, None, Vec::new())
+    };
+    let mut payload = check(&body)?;
+    if let Some(task) = &task_step {
+        payload["task"] = json!({ "id": task.task_id, "status_after": task.status });
+    }
     let now = Utc::now().trunc_subsecs(6);
     let (role, unit) = match &principal.actor {
         Actor::Enterprise(_) => ("enterprise", None),
@@ -271,8 +411,36 @@ pub async fn act(
         )),
         _ => None,
     };
+    let returned = match body.action {
+        Action::Reroute => {
+            let lookup = r.id.clone();
+            let trail = db
+                .run(move |conn| Ok(audit::for_request(conn, &lookup)?))
+                .await?;
+            trail
+                .iter()
+                .rev()
+                .find(|e| e.action == Action::Return.as_str())
+                .map(|e| (e.unit.clone().unwrap_or_default(), e.at.and_utc()))
+        }
+        _ => None,
+    };
+    let calendar = calendars.current();
     let step = Step {
         request_id: r.id.clone(),
+        task: task_step,
+        action: body.action,
+        clocks: ClockEffects {
+            calendar,
+            warn_percent: sla.warn_percent,
+            joint,
+            detail: body
+                .kind
+                .map(|k| json!(k).as_str().unwrap_or_default().to_string())
+                .unwrap_or_default(),
+            returned,
+            derived,
+        },
         expected_revision: expected,
         status: outcome.status,
         special_procedure: outcome.special_procedure,

@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod calendars;
 pub mod catalog;
 pub mod health;
 pub mod instances;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod open311;
 pub mod queue;
 pub mod requests;
+pub mod sla;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -42,6 +44,8 @@ use crate::error::Problem;
         (name = "requests", description = "Enterprise requests: intake, reading, routing"),
         (name = "queue", description = "The clerks' queue"),
         (name = "audit", description = "The hash-chained audit trail"),
+        (name = "sla", description = "Supervisors: SLA breaches (JSON or CSV), clocks at risk, on-time statistics (docs/sla.md)"),
+        (name = "calendars", description = "Working calendars and deadlines on them (docs/calendars.md)"),
         (name = "open311", description = "Open311 GeoReport v2 (docs/open311.md): the matters as services, \
                                            the same requests; GeoReport's own JSON/XML and error body, not problem+json"),
     )
@@ -99,6 +103,14 @@ where
         .service(queue::next)
         .service(audit::timeline)
         .service(audit::verify)
+        .service(sla::breaches)
+        .service(sla::at_risk)
+        .service(sla::stats)
+        .service(calendars::list)
+        .service(calendars::read)
+        .service(calendars::deadline)
+        .service(calendars::set_day)
+        .service(calendars::clear_day)
         .service(open311::services)
         .service(open311::definition)
         .service(open311::create)

@@ -24,11 +24,14 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::config::Open311Settings;
+use crate::config::SlaSettings;
 use crate::db::Database;
+use crate::db::calendars::Calendars;
 use crate::db::open311::{self as store, Found, Selection};
 use crate::db::requests::{self as intake_store, Intake as Stored};
 use crate::domain::calendar::Calendar;
 use crate::domain::catalog::Matter;
+use crate::domain::clock::Rules;
 use crate::domain::open311::{
     self as georeport, ArgumentError, Arguments, Datatype, Format, Submitter,
 };
@@ -913,14 +916,20 @@ pub async fn create(
     body: web::Bytes,
     open311: web::Data<Open311>,
     catalog: web::Data<Catalog>,
-    calendar: web::Data<Calendar>,
+    calendars: web::Data<Calendars>,
+    sla: web::Data<SlaSettings>,
     db: web::Data<Database>,
 ) -> HttpResponse {
     let format = match format_of(&req) {
         Ok(format) => format,
         Err(response) => return response,
     };
-    let outcome = submit(&req, &body, &open311, &catalog, &calendar, &db).await;
+    let calendar = calendars.current();
+    let rules = Rules {
+        calendar: &calendar,
+        warn_percent: sla.warn_percent,
+    };
+    let outcome = submit(&req, &body, &open311, &catalog, rules, &db).await;
     answer(format, outcome)
 }
 
@@ -929,9 +938,10 @@ async fn submit(
     body: &[u8],
     open311: &Open311,
     catalog: &Catalog,
-    calendar: &Calendar,
+    rules: Rules<'_>,
     db: &Database,
 ) -> Result<Doc, Failure> {
+    let calendar = rules.calendar;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -988,7 +998,7 @@ async fn submit(
     })?;
     // Microseconds: what both backends store, so a re-read equals this answer.
     let now = Utc::now().trunc_subsecs(6);
-    let new = super::requests::plan(catalog, calendar, &checked, uscc.as_str(), now)?;
+    let new = super::requests::plan(catalog, rules, &checked, uscc.as_str(), now)?;
     let stored = db
         .run(move |conn| {
             // No Idempotency-Key: GeoReport has none, so nothing is kept to replay.
@@ -1153,14 +1163,14 @@ pub async fn list(
     req: HttpRequest,
     open311: web::Data<Open311>,
     catalog: web::Data<Catalog>,
-    calendar: web::Data<Calendar>,
+    calendars: web::Data<Calendars>,
     db: web::Data<Database>,
 ) -> HttpResponse {
     let format = match format_of(&req) {
         Ok(format) => format,
         Err(response) => return response,
     };
-    let outcome = list_doc(&req, &open311, &catalog, &calendar, &db).await;
+    let outcome = list_doc(&req, &open311, &catalog, &calendars.current(), &db).await;
     answer(format, outcome)
 }
 
@@ -1214,14 +1224,14 @@ pub async fn read(
     req: HttpRequest,
     open311: web::Data<Open311>,
     catalog: web::Data<Catalog>,
-    calendar: web::Data<Calendar>,
+    calendars: web::Data<Calendars>,
     db: web::Data<Database>,
 ) -> HttpResponse {
     let format = match format_of(&req) {
         Ok(format) => format,
         Err(response) => return response,
     };
-    let outcome = read_doc(&req, &open311, &catalog, &calendar, &db).await;
+    let outcome = read_doc(&req, &open311, &catalog, &calendars.current(), &db).await;
     answer(format, outcome)
 }
 

@@ -9,13 +9,16 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Actor, Principal, Role};
+use crate::config::SlaSettings;
 use crate::db::Database;
+use crate::db::calendars::Calendars;
+use crate::db::clocks;
 use crate::db::requests::{
     self, ClockRow, Filters, IdempotencyClaim, Intake as Stored, MaterialRow, NewRequest,
     RequestRecord, RequestRow, RoutingDecisionRow, Scope, TaskRow,
 };
-use crate::domain::calendar::Calendar;
 use crate::domain::catalog::Target;
+use crate::domain::clock::{Clock, Rules};
 use crate::domain::intake::{self, Intake};
 use crate::domain::request::{
     ClockKind, ClockState, MaterialStatus, RequestKind, Status, TaskRole,
@@ -106,6 +109,8 @@ pub struct TaskView {
     /// Clerk who took it from the queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_by: Option<String>,
+    /// A special procedure is under way on this task (bundles).
+    pub special_procedure: bool,
 }
 
 /// A material of the request.
@@ -148,9 +153,38 @@ pub struct ClockView {
     /// When it started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
-    /// When it falls due.
+    /// When it falls due (while paused: as last computed; resuming recomputes it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<DateTime<Utc>>,
+    /// When it warns (the configured share of the allowance used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warn_at: Option<DateTime<Utc>>,
+    /// When the warning was marked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warned_at: Option<DateTime<Utc>>,
+    /// When the breach was marked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breached_at: Option<DateTime<Utc>>,
+    /// When it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// The unit it counts against.
+    pub unit: String,
+    /// Total time paused, in seconds.
+    pub paused_seconds: i64,
+    /// Every pause with its reason.
+    #[schema(value_type = Vec<Object>)]
+    pub pauses: serde_json::Value,
+    /// Working days added by an approved extension.
+    pub extended_days: i32,
+    /// Handling time in working minutes, pauses excluded, once stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worked_minutes: Option<i64>,
+    /// The unit that returned the request (退单), charged with `lost_minutes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_to_unit: Option<String>,
+    /// Working minutes lost to a return.
+    pub lost_minutes: i64,
 }
 
 /// A request as the API shows it.
@@ -187,6 +221,10 @@ pub struct RequestView {
     pub special_procedure: bool,
     /// The one statutory extension has been granted.
     pub extended: bool,
+    /// Counted as accepted from receipt because no supplement notice came within five working
+    /// days (Art. 32): the receipt time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deemed_accepted_from: Option<DateTime<Utc>>,
     /// One task per responsible unit.
     pub tasks: Vec<TaskView>,
     /// Materials.
@@ -268,6 +306,7 @@ pub fn view(record: &RequestRecord) -> RequestView {
         lead_unit: r.lead_unit.clone(),
         special_procedure: r.special_procedure,
         extended: r.extended,
+        deemed_accepted_from: r.deemed_accepted_at.map(utc),
         tasks: record
             .tasks
             .iter()
@@ -278,6 +317,7 @@ pub fn view(record: &RequestRecord) -> RequestView {
                 role: parse_or(&t.role, TaskRole::Lead),
                 status: parse_or(&t.status, Status::Submitted),
                 claimed_by: t.claimed_by.clone(),
+                special_procedure: t.special_procedure,
             })
             .collect(),
         materials: record
@@ -304,6 +344,17 @@ pub fn view(record: &RequestRecord) -> RequestView {
                 task_id: c.task_id.clone(),
                 started_at: c.started_at.map(utc),
                 due_at: c.due_at.map(utc),
+                warn_at: c.warn_at.map(utc),
+                warned_at: c.warned_at.map(utc),
+                breached_at: c.breached_at.map(utc),
+                stopped_at: c.stopped_at.map(utc),
+                unit: c.unit.clone(),
+                paused_seconds: c.paused_seconds,
+                pauses: serde_json::from_str(&c.pauses).unwrap_or_default(),
+                extended_days: c.extended_days,
+                worked_minutes: c.worked_minutes,
+                lost_to_unit: c.lost_to_unit.clone(),
+                lost_minutes: c.lost_minutes,
             })
             .collect(),
         catalog_version: r.catalog_version.clone(),
@@ -319,11 +370,12 @@ pub(crate) fn etag(record: &RequestRecord) -> HeaderValue {
 /// Builds the rows of a checked intake: routing, tasks, materials, clocks.
 pub(crate) fn plan(
     catalog: &Catalog,
-    calendar: &Calendar,
+    rules: Rules<'_>,
     intake: &Intake,
     uscc: &str,
     now: DateTime<Utc>,
 ) -> Result<NewRequest, ApiError> {
+    let calendar = rules.calendar;
     let due = |target: Target| -> Result<NaiveDateTime, ApiError> {
         calendar
             .deadline(now, target)
@@ -353,6 +405,7 @@ pub(crate) fn plan(
             created_at: at,
             claimed_by: None,
             claimed_at: None,
+            special_procedure: false,
         })
         .collect();
     let materials = intake
@@ -385,22 +438,19 @@ pub(crate) fn plan(
         .clocks
         .iter()
         .map(|c| -> Result<ClockRow, ApiError> {
-            Ok(ClockRow {
-                id: Uuid::now_v7().to_string(),
-                request_id: id.clone(),
-                task_id: c.task.map(|i| tasks[i].id.clone()),
-                kind: c.kind.as_str().into(),
-                target: c.target.to_string(),
-                state: if c.starts_at_intake {
-                    ClockState::Running
-                } else {
-                    ClockState::Pending
-                }
-                .as_str()
-                .into(),
-                started_at: c.starts_at_intake.then_some(at),
-                due_at: c.starts_at_intake.then(|| due(c.target)).transpose()?,
-            })
+            let task = c.task.map(|i| &tasks[i]);
+            let mut clock = Clock::new(c.kind, c.target);
+            if c.starts_at_intake {
+                clock.start(rules, now).map_err(ApiError::internal)?;
+            }
+            Ok(clocks::to_row(
+                &clock,
+                Uuid::now_v7().to_string(),
+                id.clone(),
+                task.map(|t| t.id.clone()),
+                task.map_or_else(|| routing.lead_unit.to_string(), |t| t.unit.clone()),
+                task.map_or_else(|| intake.code.clone(), |t| t.matter_code.clone()),
+            ))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let local_day = now
@@ -428,6 +478,7 @@ pub(crate) fn plan(
             updated_at: at,
             special_procedure: false,
             extended: false,
+            deemed_accepted_at: None,
         },
         tasks,
         materials,
@@ -487,7 +538,8 @@ pub async fn create(
     principal: Principal,
     body: web::Json<serde_json::Value>,
     catalog: web::Data<Catalog>,
-    calendar: web::Data<Calendar>,
+    calendars: web::Data<Calendars>,
+    sla: web::Data<SlaSettings>,
     db: web::Data<Database>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require(&[Role::Enterprise])?;
@@ -499,7 +551,12 @@ pub async fn create(
     let intake = intake::check(&catalog, &body, uscc).map_err(ApiError::validation)?;
     // Microseconds: what both backends store, so a re-read equals this answer.
     let now = Utc::now().trunc_subsecs(6);
-    let new = plan(&catalog, &calendar, &intake, uscc.as_str(), now)?;
+    let calendar = calendars.current();
+    let rules = Rules {
+        calendar: &calendar,
+        warn_percent: sla.warn_percent,
+    };
+    let new = plan(&catalog, rules, &intake, uscc.as_str(), now)?;
     // serde_json's map is ordered, so this is a canonical encoding of the body.
     let claim = key.map(|key| IdempotencyClaim {
         uscc: uscc.to_string(),

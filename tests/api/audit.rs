@@ -1,10 +1,14 @@
-//! The audit chain: timelines, verification, tamper detection, concurrent appends.
+//! The audit chain: timelines, verification, tamper detection (also of the newest events,
+//! with an anchor), concurrent and batch appends.
 
+use chrono::{SubsecRound, Utc};
 use diesel::prelude::*;
 use mashangban::auth::Actor;
-use mashangban::db::{self, DatabaseUrl};
+use mashangban::db::schema::audit_events;
+use mashangban::db::{self, DatabaseUrl, DbConnection, audit, write_transaction};
 use mashangban::domain::UnitCode;
-use serde_json::Value;
+use mashangban::domain::audit::Entry;
+use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, problem};
 use crate::on_both_backends;
@@ -25,19 +29,46 @@ async fn submit(app: &TestApp) -> String {
 }
 
 async fn verification(app: &TestApp) -> Value {
-    let response = app
-        .get("/api/v1/audit/verify", Some(&app.admin_token()))
-        .await;
+    verification_at(app, "/api/v1/audit/verify").await
+}
+
+async fn verification_at(app: &TestApp, path: &str) -> Value {
+    let response = app.get(path, Some(&app.admin_token())).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
 
-/// Runs `sql` directly on the server's database, as an intruder with database access would.
-fn tamper(app: &TestApp, sql: &str) {
+/// The verify path anchored at the head of an earlier verification.
+fn anchored(head: &Value) -> String {
+    format!(
+        "/api/v1/audit/verify?anchor_seq={}&anchor_hash={}",
+        head["seq"],
+        head["hash"].as_str().unwrap()
+    )
+}
+
+/// A connection of our own to the server's database.
+fn connect(app: &TestApp) -> DbConnection {
     let url = DatabaseUrl::parse(&app.settings.database.url).unwrap();
-    let mut conn = db::establish(&url, &app.settings.database).unwrap();
-    let changed = diesel::sql_query(sql).execute(&mut conn).unwrap();
-    assert_eq!(changed, 1, "{sql}");
+    db::establish(&url, &app.settings.database).unwrap()
+}
+
+/// Runs `sql` directly on the server's database, as an intruder with database access would;
+/// returns the rows changed.
+pub fn tamper_rows(app: &TestApp, sql: &str) -> usize {
+    diesel::sql_query(sql).execute(&mut connect(app)).unwrap()
+}
+
+/// [`tamper_rows`], changing exactly one row.
+fn tamper(app: &TestApp, sql: &str) {
+    assert_eq!(tamper_rows(app, sql), 1, "{sql}");
+}
+
+/// Deletes the newest `n` events, as an intruder covering their tracks would.
+pub fn delete_newest(app: &TestApp, n: usize) {
+    let sql =
+        format!("DELETE FROM audit_events WHERE seq > (SELECT MAX(seq) - {n} FROM audit_events)");
+    assert_eq!(tamper_rows(app, &sql), n, "{sql}");
 }
 
 async fn intake_is_the_first_event_of_the_timeline(app: &TestApp) {
@@ -128,10 +159,167 @@ async fn concurrent_writers_never_fork_the_chain(app: &TestApp) {
     assert_eq!(result["count"], 16);
 }
 
+async fn removing_the_newest_events_is_detected_with_an_anchor(app: &TestApp) {
+    for _ in 0..5 {
+        submit(app).await;
+    }
+    let first = verification(app).await;
+    assert_eq!(first["status"], "ok", "{first}");
+    assert_eq!(first["count"], 5);
+    let head = first["head"].clone();
+    assert_eq!(head["seq"], 5);
+    assert_eq!(head["hash"].as_str().unwrap().len(), 64);
+    // The head is still there, and the chain grew: ok, with the new head.
+    submit(app).await;
+    let grown = verification_at(app, &anchored(&head)).await;
+    assert_eq!(grown["status"], "ok", "{grown}");
+    assert_eq!(grown["head"]["seq"], 6);
+    let head = grown["head"].clone();
+
+    delete_newest(app, 2);
+    // Without the anchor the shorter chain holds, as before.
+    let plain = verification(app).await;
+    assert_eq!(plain["status"], "ok", "{plain}");
+    assert_eq!(plain["count"], 4);
+    // With it, the loss shows, naming the events.
+    let cut = verification_at(app, &anchored(&head)).await;
+    assert_eq!(cut["status"], "truncated", "{cut}");
+    assert_eq!(cut["count"], 4);
+    assert_eq!(cut["broken_at_seq"], 5);
+    assert!(cut.get("head").is_none(), "{cut}");
+    let problem = cut["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("ends at event 4") && problem.contains("events 5 to 6"),
+        "{problem}"
+    );
+
+    // New events fill the positions again: the anchored one is now another event.
+    submit(app).await;
+    submit(app).await;
+    let rewritten = verification_at(app, &anchored(&head)).await;
+    assert_eq!(rewritten["status"], "broken", "{rewritten}");
+    assert_eq!(rewritten["broken_at_seq"], 6);
+    assert_eq!(rewritten["count"], 5);
+    assert!(
+        rewritten["problem"].as_str().unwrap().contains("rewritten"),
+        "{rewritten}"
+    );
+}
+
+async fn the_anchor_is_checked(app: &TestApp) {
+    // An empty chain has no head to keep.
+    let empty = verification(app).await;
+    assert_eq!(empty["status"], "ok");
+    assert_eq!(empty["count"], 0);
+    assert!(empty.get("head").is_none(), "{empty}");
+    let hash = "0".repeat(64);
+    let admin = app.admin_token();
+    for (query, pointer) in [
+        ("anchor_seq=1", "anchor_hash"),
+        (&format!("anchor_hash={hash}") as &str, "anchor_seq"),
+        (&format!("anchor_seq=0&anchor_hash={hash}"), "anchor_seq"),
+        (&format!("anchor_seq=x&anchor_hash={hash}"), "anchor_seq"),
+        ("anchor_seq=1&anchor_hash=ABC", "anchor_hash"),
+        (
+            &format!("anchor_seq=1&anchor_hash={}", "A".repeat(64)),
+            "anchor_hash",
+        ),
+    ] {
+        let response = app
+            .get(&format!("/api/v1/audit/verify?{query}"), Some(&admin))
+            .await;
+        let body = problem(response, 422).await;
+        assert_eq!(body["code"], "validation_failed", "{query}");
+        assert_eq!(body["errors"][0]["pointer"], pointer, "{query}: {body}");
+    }
+    // A well-formed anchor beyond an empty chain: every event up to it is missing.
+    let cut = verification_at(
+        app,
+        &format!("/api/v1/audit/verify?anchor_seq=1&anchor_hash={hash}"),
+    )
+    .await;
+    assert_eq!(cut["status"], "truncated", "{cut}");
+    assert_eq!(cut["broken_at_seq"], 1);
+    assert!(
+        cut["problem"]
+            .as_str()
+            .unwrap()
+            .contains("event 1 was removed"),
+        "{cut}"
+    );
+    // The anchor does not open the endpoint to others.
+    let response = app
+        .get(
+            &format!("/api/v1/audit/verify?anchor_seq=1&anchor_hash={hash}"),
+            Some(&app.clerk_token(UnitCode::Tax)),
+        )
+        .await;
+    assert_eq!(problem(response, 403).await["code"], "forbidden");
+}
+
+fn entry(n: usize) -> Entry {
+    Entry {
+        request_id: format!("sla-{}", n % 7),
+        actor: "sla-worker".into(),
+        role: "system".into(),
+        unit: (n % 2 == 0).then(|| "tax".into()),
+        action: "clock_breached".into(),
+        state_before: None,
+        state_after: (n % 3 == 0).then(|| "under_review".into()),
+        payload: json!({"clock": "statutory", "n": n}),
+        at: Utc::now().trunc_subsecs(6),
+    }
+}
+
+async fn a_batch_append_chains_thousands_of_events_at_once(app: &TestApp) {
+    submit(app).await;
+    let mut conn = connect(app);
+    let events = actix_web::rt::task::spawn_blocking(move || {
+        // The contract: inside a write transaction, or not at all.
+        let outside = audit::append_many(&mut conn, vec![entry(0)]);
+        assert!(
+            matches!(outside, Err(diesel::result::Error::NotInTransaction)),
+            "{outside:?}"
+        );
+        assert!(
+            write_transaction(&mut conn, |c| audit::append_many(c, Vec::new()))
+                .unwrap()
+                .is_empty()
+        );
+        write_transaction(&mut conn, |c| {
+            audit::append_many(c, (0..2500).map(entry).collect())
+        })
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(events.len(), 2500);
+    assert_eq!(events[0].seq, 2);
+    assert_eq!(events[2499].seq, 2501);
+    // The batch continues the chain; later appends continue the batch.
+    submit(app).await;
+    let result = verification(app).await;
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(result["count"], 2502);
+    // A missing unit or state is stored as NULL.
+    let nulls: i64 = audit_events::table
+        .filter(audit_events::actor.eq("sla-worker"))
+        .filter(audit_events::unit.is_null())
+        .filter(audit_events::state_after.is_null())
+        .count()
+        .get_result(&mut connect(app))
+        .unwrap();
+    let expected = (0..2500).filter(|n| n % 2 == 1 && n % 3 != 0).count();
+    assert_eq!(nulls, i64::try_from(expected).unwrap());
+}
+
 on_both_backends!(
     intake_is_the_first_event_of_the_timeline,
     verification_is_for_supervisors_and_admins,
     an_edit_in_the_database_is_detected,
     a_deletion_in_the_database_is_detected,
     concurrent_writers_never_fork_the_chain,
+    removing_the_newest_events_is_detected_with_an_anchor,
+    the_anchor_is_checked,
+    a_batch_append_chains_thousands_of_events_at_once,
 );

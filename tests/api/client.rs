@@ -1,4 +1,5 @@
-//! The clerks' client, `mashangban client …`: the real binary against a real server.
+//! The clerks' client, `mashangban client …`: the real binary against a real server, on
+//! SQLite and (when configured) PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,7 +10,9 @@ use mashangban::auth::{Actor, Principal, TokenIssuer};
 use mashangban::domain::UnitCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, spawn_sqlite};
+use crate::audit::delete_newest;
+use crate::helpers::TestApp;
+use crate::on_both_backends;
 use crate::requests::matter_body;
 
 /// The binary with `client --config-file PATH`, and no `MASHANGBAN_*` from the outside.
@@ -108,9 +111,7 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
-#[actix_web::test]
-async fn a_day_at_the_window_from_login_to_delivery() {
-    let app = spawn_sqlite().await;
+async fn a_day_at_the_window_from_login_to_delivery(app: &TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(&dir, "clerk");
 
@@ -119,7 +120,7 @@ async fn a_day_at_the_window_from_login_to_delivery() {
     assert!(line.contains("not logged in"), "{line}");
     assert!(line.contains("client login"), "{line}");
 
-    let out = login(&app, &config, &app.clerk_token(UnitCode::Tax)).await;
+    let out = login(app, &config, &app.clerk_token(UnitCode::Tax)).await;
     assert!(
         out.contains(&format!(
             "Logged in to {} as test-clerk (clerk, unit tax)",
@@ -132,7 +133,7 @@ async fn a_day_at_the_window_from_login_to_delivery() {
 
     let line = ok(&config, &["queue"]).await;
     assert_eq!(line, "The queue is empty.\n");
-    let (id, number) = submit(&app).await;
+    let (id, number) = submit(app).await;
 
     // The queue, for people and for scripts.
     let table = ok(&config, &["queue"]).await;
@@ -251,14 +252,15 @@ async fn a_day_at_the_window_from_login_to_delivery() {
         "{line}"
     );
 
-    // The timeline, every step in order, the certificate among the details.
+    // The timeline, every step in order (between the SLA clocks' own events), the
+    // certificate among the details.
     let timeline: Value =
         serde_json::from_str(&ok(&config, &["events", &id, "--json"]).await).unwrap();
-    let actions: Vec<&str> = timeline["events"]
-        .as_array()
-        .unwrap()
+    let events = timeline["events"].as_array().unwrap();
+    let actions: Vec<&str> = events
         .iter()
         .map(|e| e["action"].as_str().unwrap())
+        .filter(|action| !action.starts_with("clock."))
         .collect();
     assert_eq!(
         actions,
@@ -276,28 +278,31 @@ async fn a_day_at_the_window_from_login_to_delivery() {
     );
     let table = ok(&config, &["events", &id]).await;
     let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 1 + actions.len() + 1, "{table}");
+    assert_eq!(lines.len(), 1 + events.len() + 1, "{table}");
     assert!(lines[0].starts_with("SEQ  TIME"), "{table}");
+    let row = |action: &str| {
+        let at = events.iter().position(|e| e["action"] == action).unwrap();
+        lines[1 + at]
+    };
     assert!(
-        lines[2].contains("test-clerk (clerk, tax)") && lines[2].contains("submitted → called"),
+        row("call").contains("test-clerk (clerk, tax)")
+            && row("call").contains("submitted → called"),
         "{table}"
     );
     assert!(
-        lines[9].contains("certificate: 沪税登2026第000123号"),
+        row("deliver").contains("certificate: 沪税登2026第000123号"),
         "{table}"
     );
-    assert!(lines[9].contains("completed → delivered"), "{table}");
+    assert!(row("deliver").contains("completed → delivered"), "{table}");
 }
 
 /// Two clerks: the second acts on what it read before the first changed it.
-#[actix_web::test]
-async fn someone_else_changing_the_request_first_is_said_plainly() {
-    let app = spawn_sqlite().await;
+async fn someone_else_changing_the_request_first_is_said_plainly(app: &TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let (li, wang) = (config_in(&dir, "li"), config_in(&dir, "wang"));
-    login(&app, &li, &app.clerk_token(UnitCode::Tax)).await;
-    login(&app, &wang, &app.clerk_token(UnitCode::Tax)).await;
-    let (id, number) = submit(&app).await;
+    login(app, &li, &app.clerk_token(UnitCode::Tax)).await;
+    login(app, &wang, &app.clerk_token(UnitCode::Tax)).await;
+    let (id, number) = submit(app).await;
 
     // Wang reads the request; Li calls it meanwhile; Wang acts on what it read.
     let shown = ok(&wang, &["show", &id]).await;
@@ -327,13 +332,11 @@ async fn someone_else_changing_the_request_first_is_said_plainly() {
     ok(&wang, &["accept", &id]).await;
 }
 
-#[actix_web::test]
-async fn errors_are_one_line_with_the_right_exit_status() {
-    let app = spawn_sqlite().await;
+async fn errors_are_one_line_with_the_right_exit_status(app: &TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(&dir, "clerk");
-    login(&app, &config, &app.clerk_token(UnitCode::Tax)).await;
-    let (id, _) = submit(&app).await;
+    login(app, &config, &app.clerk_token(UnitCode::Tax)).await;
+    let (id, _) = submit(app).await;
     ok(&config, &["call", &id]).await;
 
     // Field errors from the server, inline.
@@ -370,13 +373,13 @@ async fn errors_are_one_line_with_the_right_exit_status() {
     }
     // A request the caller may not see.
     let justice = config_in(&dir, "justice");
-    login(&app, &justice, &app.clerk_token(UnitCode::Justice)).await;
+    login(app, &justice, &app.clerk_token(UnitCode::Justice)).await;
     let line = fails(&justice, &["call", &id], 1).await;
     assert!(line.starts_with("mashangban: not_found: "), "{line}");
     // The queue is for clerks: a supervisor is told so.
     let head = config_in(&dir, "head");
     login(
-        &app,
+        app,
         &head,
         &app.token(Actor::Supervisor(Some(UnitCode::Tax))),
     )
@@ -451,9 +454,7 @@ async fn errors_are_one_line_with_the_right_exit_status() {
 }
 
 /// The default place of the login, and that the client ignores the server's configuration.
-#[actix_web::test]
-async fn login_lands_in_the_xdg_config_folder_and_needs_no_server_settings() {
-    let app = spawn_sqlite().await;
+async fn login_lands_in_the_xdg_config_folder_and_needs_no_server_settings(app: &TestApp) {
     let home = tempfile::tempdir().unwrap();
     let token = app.clerk_token(UnitCode::Tax);
     let mut command = bare();
@@ -545,6 +546,7 @@ fn every_client_command_has_help() {
         vec!["client", "special-procedure", "start", "--help"],
         vec!["client", "reroute", "--help"],
         vec!["client", "approve-extension", "--help"],
+        vec!["client", "verify", "--help"],
     ] {
         let output = bare().args(&args).output().unwrap();
         assert_eq!(output.status.code(), Some(0), "{args:?}");
@@ -557,19 +559,17 @@ fn every_client_command_has_help() {
 }
 
 /// Refusal, denial, return and re-routing, and the supervisor's extension, through the client.
-#[actix_web::test]
-async fn the_other_actions_reach_the_server() {
-    let app = spawn_sqlite().await;
+async fn the_other_actions_reach_the_server(app: &TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let (tax, centre, head) = (
         config_in(&dir, "tax"),
         config_in(&dir, "centre"),
         config_in(&dir, "head"),
     );
-    login(&app, &tax, &app.clerk_token(UnitCode::Tax)).await;
-    login(&app, &centre, &app.clerk_token(UnitCode::ServiceCenter)).await;
+    login(app, &tax, &app.clerk_token(UnitCode::Tax)).await;
+    login(app, &centre, &app.clerk_token(UnitCode::ServiceCenter)).await;
     login(
-        &app,
+        app,
         &head,
         &app.token(Actor::Supervisor(Some(UnitCode::Tax))),
     )
@@ -581,7 +581,7 @@ async fn the_other_actions_reach_the_server() {
     };
     let s = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
 
-    let (refused, _) = submit(&app).await;
+    let (refused, _) = submit(app).await;
     step(tax.clone(), s(&["call", &refused]), "submitted → called").await;
     step(
         tax.clone(),
@@ -590,7 +590,7 @@ async fn the_other_actions_reach_the_server() {
     )
     .await;
 
-    let (returned, _) = submit(&app).await;
+    let (returned, _) = submit(app).await;
     step(
         tax.clone(),
         s(&["return", &returned, "--reason", "应由市场监管局办理"]),
@@ -612,14 +612,14 @@ async fn the_other_actions_reach_the_server() {
     .await;
     // It is now in the market regulation clerks' queue.
     let market = config_in(&dir, "market");
-    login(&app, &market, &app.clerk_token(UnitCode::Market)).await;
+    login(app, &market, &app.clerk_token(UnitCode::Market)).await;
     let queue: Value = serde_json::from_str(&ok(&market, &["--json", "queue"]).await).unwrap();
     assert_eq!(queue["items"][0]["request_id"], returned.as_str());
     let view: Value =
         serde_json::from_str(&ok(&market, &["--json", "show", &returned]).await).unwrap();
     assert_eq!(view["lead_unit"], "market");
 
-    let (denied, _) = submit(&app).await;
+    let (denied, _) = submit(app).await;
     step(tax.clone(), s(&["call", &denied]), "→ called").await;
     step(tax.clone(), s(&["accept", &denied]), "→ accepted").await;
     step(
@@ -637,11 +637,132 @@ async fn the_other_actions_reach_the_server() {
     .await;
     let timeline: Value =
         serde_json::from_str(&ok(&tax, &["--json", "events", &denied]).await).unwrap();
-    let extension = &timeline["events"][3];
-    assert_eq!(extension["action"], "approve_extension");
+    let extension = timeline["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "approve_extension")
+        .unwrap();
     assert_eq!(extension["role"], "supervisor");
     assert_eq!(extension["payload"]["reason"], "需现场核查");
     // A clerk may not approve an extension: 403, one line.
     let line = fails(&tax, &["approve-extension", &denied, "--reason", "x"], 1).await;
     assert!(line.starts_with("mashangban: forbidden: "), "{line}");
 }
+
+/// `verify` keeps the chain's head in the login file and says so when events are lost.
+async fn verify_keeps_the_head_and_says_when_events_are_lost(app: &TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let head = config_in(&dir, "head");
+    let supervisor = app.token(Actor::Supervisor(None));
+    login(app, &head, &supervisor).await;
+    assert_eq!(
+        ok(&head, &["verify"]).await,
+        "The audit chain is empty: nothing to verify yet.\n"
+    );
+    for _ in 0..3 {
+        submit(app).await;
+    }
+    let out = ok(&head, &["verify"]).await;
+    assert!(
+        out.starts_with("The audit chain is intact: 3 events.\nNo head saved before"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with(&format!(") in {}.\n", head.display())),
+        "{out}"
+    );
+    assert!(out.contains("Saved its head (event 3, "), "{out}");
+    let saved = std::fs::read_to_string(&head).unwrap();
+    assert!(saved.contains("\n[audit_head]\nseq = 3\n"), "{saved}");
+    #[cfg(unix)]
+    assert_eq!(mode(&head), 0o600);
+
+    submit(app).await;
+    let out = ok(&head, &["verify"]).await;
+    assert!(
+        out.contains("4 events") && out.contains("The head you saw last (event 3, "),
+        "{out}"
+    );
+    let json: Value = serde_json::from_str(&ok(&head, &["verify", "--json"]).await).unwrap();
+    assert_eq!(json["status"], "ok");
+    assert_eq!(json["head"]["seq"], 4);
+
+    // Someone with access to the database removes the newest two events.
+    delete_newest(app, 2);
+    let line = fails(&head, &["verify"], 3).await;
+    assert!(
+        line.starts_with(
+            "mashangban: the audit chain has lost events: the chain ends at event 2, but event 4 "
+        ),
+        "{line}"
+    );
+    assert!(
+        line.contains("events 3 to 4 at least were removed"),
+        "{line}"
+    );
+    assert!(line.contains("verify --reset-anchor"), "{line}");
+    // The head is kept: every run says it again, also after logging in with a new token.
+    login(app, &head, &supervisor).await;
+    assert_eq!(fails(&head, &["verify", "--json"], 3).await, line);
+
+    // Once explained, accept the chain as it is now.
+    let out = ok(&head, &["verify", "--reset-anchor"]).await;
+    assert!(
+        out.contains("2 events")
+            && out.contains("Not checked against the head saved before (--reset-anchor).")
+            && out.contains("Saved its head (event 2, "),
+        "{out}"
+    );
+    assert!(
+        ok(&head, &["verify"])
+            .await
+            .contains("The head you saw last (event 2, ")
+    );
+
+    // Deleted, then written over with new events: another event stands where the head was.
+    submit(app).await;
+    ok(&head, &["verify"]).await;
+    delete_newest(app, 1);
+    submit(app).await;
+    let line = fails(&head, &["verify"], 3).await;
+    assert!(
+        line.starts_with(
+            "mashangban: the audit chain is broken at event 3: event 3 is not the event seen there before"
+        ),
+        "{line}"
+    );
+
+    // Clerks may not verify.
+    let clerk = config_in(&dir, "clerk");
+    login(app, &clerk, &app.clerk_token(UnitCode::Tax)).await;
+    let line = fails(&clerk, &["verify"], 1).await;
+    assert!(line.starts_with("mashangban: forbidden: "), "{line}");
+
+    // A head edited by hand is refused, with the way out.
+    let text = std::fs::read_to_string(&head)
+        .unwrap()
+        .replace("seq = 3", "seq = 0");
+    std::fs::write(&head, text).unwrap();
+    let line = fails(&head, &["verify"], 2).await;
+    assert!(line.contains("[audit_head] is not a head"), "{line}");
+    assert!(
+        ok(&head, &["verify", "--reset-anchor"])
+            .await
+            .contains("3 events")
+    );
+    let out = ok(&head, &["logout"]).await;
+    assert!(
+        out.ends_with("(and the audit head seen last, event 3).\n"),
+        "{out}"
+    );
+}
+
+on_both_backends!(
+    a_day_at_the_window_from_login_to_delivery,
+    someone_else_changing_the_request_first_is_said_plainly,
+    errors_are_one_line_with_the_right_exit_status,
+    login_lands_in_the_xdg_config_folder_and_needs_no_server_settings,
+    the_other_actions_reach_the_server,
+    verify_keeps_the_head_and_says_when_events_are_lost,
+);

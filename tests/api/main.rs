@@ -4,6 +4,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod calendars;
 mod cli;
 mod client;
 mod health;
@@ -12,4 +13,5 @@ mod open311;
 mod openapi;
 mod requests;
 mod schema_parity;
+mod sla;
 mod workflow;

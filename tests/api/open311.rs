@@ -648,7 +648,10 @@ async fn listing_is_scoped_and_filtered(app: &TestApp) {
     let requested = establish["requested_datetime"].as_str().unwrap();
     assert!(requested.ends_with("+08:00"), "{requested}");
     assert!(chrono::DateTime::parse_from_rfc3339(requested).is_ok());
-    assert!(establish["expected_datetime"].is_null(), "not accepted yet");
+    // The promised limit runs from receipt: the enterprise is told when to expect the answer.
+    let expected = establish["expected_datetime"].as_str().unwrap();
+    assert!(expected.ends_with("+08:00"), "{expected}");
+    assert!(expected > requested, "{expected} after {requested}");
 
     // With a key: that enterprise's, in full.
     let mine = json(

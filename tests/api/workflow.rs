@@ -85,14 +85,14 @@ async fn a_matter_goes_all_the_way(app: &TestApp) {
         .json()
         .await
         .unwrap();
-    let actions: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
+    let events = events["events"].as_array().unwrap().clone();
+    let steps: Vec<&str> = events
         .iter()
         .map(|e| e["action"].as_str().unwrap())
+        .filter(|a| !a.starts_with("clock."))
         .collect();
     assert_eq!(
-        actions,
+        steps,
         [
             "intake",
             "call",
@@ -105,10 +105,51 @@ async fn a_matter_goes_all_the_way(app: &TestApp) {
             "deliver"
         ]
     );
-    let last = &events["events"][8];
-    assert_eq!(last["payload"]["certificate"], "91310107MA1G000001");
-    assert_eq!(last["state_before"], "completed");
-    assert_eq!(last["unit"], "market");
+    let deliver = events.iter().find(|e| e["action"] == "deliver").unwrap();
+    assert_eq!(deliver["payload"]["certificate"], "91310107MA1G000001");
+    assert_eq!(deliver["state_before"], "completed");
+    assert_eq!(deliver["unit"], "market");
+    // The clocks' own steps are in the trail, each caused by the step before it.
+    let clock_steps: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap().starts_with("clock."))
+        .map(|e| {
+            (
+                e["payload"]["kind"].as_str().unwrap().to_string(),
+                e["action"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let has = |kind: &str, action: &str| clock_steps.iter().any(|(k, a)| k == kind && a == action);
+    assert!(has("window_intake", "clock.started"), "{clock_steps:?}");
+    assert!(has("window_intake", "clock.met"), "{clock_steps:?}");
+    assert!(has("supplement_notice", "clock.met"), "{clock_steps:?}");
+    assert!(has("statutory", "clock.started"), "{clock_steps:?}");
+    assert!(has("statutory", "clock.paused"), "{clock_steps:?}");
+    assert!(has("statutory", "clock.resumed"), "{clock_steps:?}");
+    assert!(has("statutory", "clock.met"), "{clock_steps:?}");
+    assert!(has("promised", "clock.met"), "{clock_steps:?}");
+    assert!(has("delivery", "clock.started"), "{clock_steps:?}");
+    assert!(has("delivery", "clock.met"), "{clock_steps:?}");
+    let pause = events
+        .iter()
+        .find(|e| e["action"] == "clock.paused")
+        .unwrap();
+    assert_eq!(pause["payload"]["caused_by"], "begin_special_procedure");
+    assert_eq!(
+        pause["payload"]["detail"]["reason"],
+        "special procedure: inspection"
+    );
+    // Every clock stopped in time; the statutory one records its pause.
+    let read: Value = app
+        .get(&format!("/api/v1/requests/{id}"), Some(&clerk))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for clock in read["clocks"].as_array().unwrap() {
+        assert_eq!(clock["state"], "met", "{clock}");
+    }
     let verified: Value = app
         .get("/api/v1/audit/verify", Some(&app.admin_token()))
         .await
@@ -116,27 +157,32 @@ async fn a_matter_goes_all_the_way(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(verified["status"], "ok");
-    assert_eq!(verified["count"], 9);
+    assert_eq!(verified["count"], events.len());
 }
 
 async fn a_bundle_is_worked_by_its_units(app: &TestApp) {
     let created = submit(app, &bundle_body("bundle.open-business")).await;
     let id = created["id"].as_str().unwrap();
-    // Any responsible unit's clerk may act; another unit's may not.
-    ok(
-        app,
-        &app.clerk_token(UnitCode::Market),
-        id,
-        json!({"action": "call"}),
-    )
-    .await;
-    ok(
-        app,
-        &app.clerk_token(UnitCode::Tax),
-        id,
-        json!({"action": "accept"}),
-    )
-    .await;
+    let market = app.clerk_token(UnitCode::Market);
+    let tax = app.clerk_token(UnitCode::Tax);
+    let hrss = app.clerk_token(UnitCode::Hrss);
+    // One intake for the whole bundle.
+    ok(app, &market, id, json!({"action": "call"})).await;
+    let accepted = ok(app, &market, id, json!({"action": "accept"})).await;
+    let tasks = accepted["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 3);
+    assert!(tasks.iter().all(|t| t["status"] == "accepted"));
+    let task_of = |unit: &str, view: &Value| -> Value {
+        view["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["unit"] == unit)
+            .unwrap()
+            .clone()
+    };
+
+    // A unit with no task on the bundle may not review it.
     let response = act(
         app,
         &app.clerk_token(UnitCode::Justice),
@@ -145,21 +191,156 @@ async fn a_bundle_is_worked_by_its_units(app: &TestApp) {
     )
     .await;
     assert_eq!(problem(response, 403).await["code"], "forbidden");
-    let after = ok(
+
+    // Each unit reviews and decides its own task; the bundle follows.
+    let after = ok(app, &tax, id, json!({"action": "start_review"})).await;
+    assert_eq!(after["status"], "under_review");
+    assert_eq!(task_of("tax", &after)["status"], "under_review");
+    assert_eq!(task_of("market", &after)["status"], "accepted");
+    assert_eq!(task_of("hrss", &after)["status"], "accepted");
+    // hrss has not started its review: no special procedure on its task yet, and the refusal
+    // names the task's state, not the bundle's.
+    let response = act(
         app,
-        &app.clerk_token(UnitCode::Hrss),
+        &hrss,
         id,
-        json!({"action": "start_review"}),
+        json!({"action": "begin_special_procedure", "kind": "inspection"}),
     )
     .await;
-    assert_eq!(after["tasks"].as_array().unwrap().len(), 3);
+    let body = problem(response, 409).await;
+    assert_eq!(body["state"], "accepted");
+    assert!(body["task"].is_string());
+    for clerk in [&market, &hrss] {
+        ok(app, clerk, id, json!({"action": "start_review"})).await;
+    }
+    let after = ok(
+        app,
+        &hrss,
+        id,
+        json!({"action": "begin_special_procedure", "kind": "expert_review"}),
+    )
+    .await;
+    assert_eq!(after["special_procedure"], true);
+    assert_eq!(task_of("hrss", &after)["special_procedure"], true);
+    ok(app, &tax, id, json!({"action": "approve"})).await;
+    // Not done until every task is decided: the bundle cannot complete yet.
+    let response = act(app, &market, id, json!({"action": "complete"})).await;
+    let body = problem(response, 409).await;
+    assert_eq!(body["state"], "under_review");
+    let after = ok(app, &market, id, json!({"action": "approve"})).await;
+    assert_eq!(after["status"], "under_review");
+    // hrss may not decide during its special procedure.
+    let response = act(app, &hrss, id, json!({"action": "approve"})).await;
+    let body = problem(response, 409).await;
+    assert_eq!(body["code"], "action_not_allowed");
+    ok(app, &hrss, id, json!({"action": "end_special_procedure"})).await;
+    let after = ok(app, &hrss, id, json!({"action": "approve"})).await;
+    assert_eq!(after["status"], "approved");
+    assert_eq!(after["special_procedure"], false);
+    // Decided as a whole: no unit changes its decision any more.
+    let response = act(app, &tax, id, json!({"action": "deny", "reason": "late"})).await;
+    assert_eq!(problem(response, 409).await["state"], "approved");
+
+    // One reply: the lead completes and delivers for the whole bundle.
+    let after = ok(app, &market, id, json!({"action": "complete"})).await;
     assert!(
         after["tasks"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|t| t["status"] == "under_review")
+            .all(|t| t["status"] == "completed")
     );
+    let after = ok(
+        app,
+        &market,
+        id,
+        json!({"action": "deliver", "certificate": "91310107MA1G000002"}),
+    )
+    .await;
+    assert_eq!(after["status"], "delivered");
+
+    let events: Value = app
+        .get(&format!("/api/v1/requests/{id}/events"), Some(&market))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let events = events["events"].as_array().unwrap();
+    let decisions: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["action"] == "approve")
+        .map(|e| {
+            (
+                e["unit"].as_str().unwrap(),
+                e["state_after"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("tax", "under_review"),
+            ("market", "under_review"),
+            ("hrss", "approved")
+        ]
+    );
+    assert_eq!(
+        events.iter().filter(|e| e["action"] == "deliver").count(),
+        1,
+        "one reply"
+    );
+    // The joint statutory clock paused while any task was in a special procedure.
+    let joint_pauses = events
+        .iter()
+        .filter(|e| e["action"] == "clock.paused" && e["payload"]["task"].is_null())
+        .count();
+    assert_eq!(joint_pauses, 1);
+}
+
+async fn a_bundle_with_a_denied_task_is_denied(app: &TestApp) {
+    let created = submit(app, &bundle_body("bundle.open-business")).await;
+    let id = created["id"].as_str().unwrap();
+    let market = app.clerk_token(UnitCode::Market);
+    ok(app, &market, id, json!({"action": "call"})).await;
+    ok(app, &market, id, json!({"action": "accept"})).await;
+    for unit in [UnitCode::Market, UnitCode::Tax, UnitCode::Hrss] {
+        ok(
+            app,
+            &app.clerk_token(unit),
+            id,
+            json!({"action": "start_review"}),
+        )
+        .await;
+    }
+    ok(app, &market, id, json!({"action": "approve"})).await;
+    ok(
+        app,
+        &app.clerk_token(UnitCode::Tax),
+        id,
+        json!({"action": "deny", "reason": "tax arrears outstanding"}),
+    )
+    .await;
+    let after = ok(
+        app,
+        &app.clerk_token(UnitCode::Hrss),
+        id,
+        json!({"action": "approve"}),
+    )
+    .await;
+    assert_eq!(after["status"], "denied");
+    // A task id that is not on the bundle is named precisely.
+    let response = act(
+        app,
+        &market,
+        id,
+        json!({"action": "start_review", "task": "no-such-task"}),
+    )
+    .await;
+    let body = problem(response, 422).await;
+    assert_eq!(body["errors"][0]["pointer"], "/task");
+    // Decided: no more review steps on any task.
+    let response = act(app, &market, id, json!({"action": "start_review"})).await;
+    assert_eq!(problem(response, 409).await["state"], "denied");
 }
 
 async fn illegal_stale_and_unguarded_steps_are_refused(app: &TestApp) {
@@ -405,6 +586,7 @@ async fn two_clerks_never_take_the_same_task(app: &TestApp) {
 on_both_backends!(
     a_matter_goes_all_the_way,
     a_bundle_is_worked_by_its_units,
+    a_bundle_with_a_denied_task_is_denied,
     illegal_stale_and_unguarded_steps_are_refused,
     a_returned_request_is_rerouted_by_the_service_centre,
     two_clerks_never_take_the_same_task,

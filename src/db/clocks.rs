@@ -1,0 +1,452 @@
+//! SLA clocks in the database: stored rows to and from [`Clock`], the clocks' reaction to a
+//! lifecycle step (in the step's transaction), following a calendar change, and the detection
+//! worker's marking.
+//!
+//! Every change of a clock is an audit event (`clock.started`, `clock.paused`, …) appended in
+//! the same transaction as the change.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+
+use super::DbConnection;
+use super::requests::ClockRow;
+use super::schema::{clocks, requests};
+use crate::domain::audit::Entry;
+use crate::domain::calendar::Calendar;
+use crate::domain::clock::{self, Change, Clock, Pause, Reaction, Rules};
+use crate::domain::lifecycle::Action;
+use crate::domain::request::{ClockKind, ClockState};
+use crate::error::ApiError;
+
+/// Who the audit trail names for changes the engine makes by itself.
+pub const ENGINE: &str = "sla-engine";
+
+fn utc(t: NaiveDateTime) -> DateTime<Utc> {
+    t.and_utc()
+}
+
+fn naive(t: Option<DateTime<Utc>>) -> Option<NaiveDateTime> {
+    t.map(|t| t.naive_utc())
+}
+
+/// A new row for `clock`.
+pub fn to_row(
+    clock: &Clock,
+    id: String,
+    request_id: String,
+    task_id: Option<String>,
+    unit: String,
+    matter: String,
+) -> ClockRow {
+    let mut row = ClockRow {
+        id,
+        request_id,
+        task_id,
+        kind: clock.kind.as_str().into(),
+        target: clock.target.to_string(),
+        state: String::new(),
+        started_at: None,
+        due_at: None,
+        unit,
+        matter,
+        warn_at: None,
+        warned_at: None,
+        check_at: None,
+        breached_at: None,
+        stopped_at: None,
+        paused_at: None,
+        paused_seconds: 0,
+        pauses: String::new(),
+        resumed_at: None,
+        remaining_seconds: None,
+        extended_days: 0,
+        worked_minutes: None,
+        lost_to_unit: None,
+        lost_minutes: 0,
+    };
+    write(&mut row, clock);
+    row
+}
+
+/// Copies the clock's state into its row.
+fn write(row: &mut ClockRow, clock: &Clock) {
+    row.state = clock.state.as_str().into();
+    row.started_at = naive(clock.started_at);
+    row.due_at = naive(clock.due_at);
+    row.warn_at = naive(clock.warn_at);
+    row.warned_at = naive(clock.warned_at);
+    row.check_at = naive(clock.check_at());
+    row.breached_at = naive(clock.breached_at);
+    row.stopped_at = naive(clock.stopped_at);
+    row.paused_at = naive(clock.paused_at);
+    row.paused_seconds = clock.paused_seconds;
+    row.pauses = serde_json::to_string(&clock.pauses).expect("serialisable");
+    row.resumed_at = naive(clock.resumed_at);
+    row.remaining_seconds = clock.remaining_seconds;
+    row.extended_days = i32::try_from(clock.extended_days).unwrap_or(i32::MAX);
+    row.worked_minutes = clock.worked_minutes;
+    row.lost_to_unit = clock.lost_to_unit.clone();
+    row.lost_minutes = clock.lost_minutes;
+}
+
+/// The clock a stored row describes.
+pub fn from_row(row: &ClockRow) -> Result<Clock, ApiError> {
+    let bad = |what: &str| ApiError::internal(format!("clock {}: bad {what}", row.id));
+    let at = |t: Option<NaiveDateTime>| t.map(utc);
+    Ok(Clock {
+        kind: row.kind.parse().map_err(|_| bad("kind"))?,
+        target: row.target.parse().map_err(|_| bad("target"))?,
+        state: row.state.parse().map_err(|_| bad("state"))?,
+        started_at: at(row.started_at),
+        due_at: at(row.due_at),
+        warn_at: at(row.warn_at),
+        warned_at: at(row.warned_at),
+        breached_at: at(row.breached_at),
+        stopped_at: at(row.stopped_at),
+        paused_at: at(row.paused_at),
+        paused_seconds: row.paused_seconds,
+        pauses: serde_json::from_str::<Vec<Pause>>(&row.pauses).map_err(|_| bad("pauses"))?,
+        resumed_at: at(row.resumed_at),
+        remaining_seconds: row.remaining_seconds,
+        extended_days: u32::try_from(row.extended_days).unwrap_or(0),
+        worked_minutes: row.worked_minutes,
+        lost_to_unit: row.lost_to_unit.clone(),
+        lost_minutes: row.lost_minutes,
+    })
+}
+
+/// Stores every mutable column of `row`. `expected_check_at`, when given, makes the update
+/// conditional on the clock not having changed since it was read (the worker's guard).
+fn save(
+    conn: &mut DbConnection,
+    row: &ClockRow,
+    guard: Option<(&str, Option<NaiveDateTime>)>,
+) -> QueryResult<bool> {
+    let changes = (
+        clocks::state.eq(&row.state),
+        clocks::started_at.eq(row.started_at),
+        clocks::due_at.eq(row.due_at),
+        clocks::unit.eq(&row.unit),
+        clocks::warn_at.eq(row.warn_at),
+        clocks::warned_at.eq(row.warned_at),
+        clocks::check_at.eq(row.check_at),
+        clocks::breached_at.eq(row.breached_at),
+        clocks::stopped_at.eq(row.stopped_at),
+        clocks::paused_at.eq(row.paused_at),
+        clocks::paused_seconds.eq(row.paused_seconds),
+        clocks::pauses.eq(&row.pauses),
+        clocks::resumed_at.eq(row.resumed_at),
+        clocks::remaining_seconds.eq(row.remaining_seconds),
+        (
+            clocks::extended_days.eq(row.extended_days),
+            clocks::worked_minutes.eq(row.worked_minutes),
+            clocks::lost_to_unit.eq(&row.lost_to_unit),
+            clocks::lost_minutes.eq(row.lost_minutes),
+        ),
+    );
+    let updated = match guard {
+        None => diesel::update(clocks::table.find(&row.id))
+            .set(changes)
+            .execute(conn)?,
+        Some((state, check_at)) => diesel::update(
+            clocks::table
+                .find(&row.id)
+                .filter(clocks::state.eq(state))
+                .filter(clocks::check_at.eq(check_at)),
+        )
+        .set(changes)
+        .execute(conn)?,
+    };
+    Ok(updated == 1)
+}
+
+/// The audit event of one clock change.
+pub fn event(
+    row: &ClockRow,
+    before: ClockState,
+    change: &Change,
+    actor: &str,
+    cause: Option<Action>,
+    at: DateTime<Utc>,
+) -> Entry {
+    let detail = match change {
+        Change::Paused(reason) => json!({ "reason": reason }),
+        Change::Extended(days) => json!({ "working_days": days }),
+        Change::LostToReturn(unit, minutes) => json!({ "unit": unit, "working_minutes": minutes }),
+        _ => json!({}),
+    };
+    Entry {
+        request_id: row.request_id.clone(),
+        actor: actor.to_string(),
+        role: "system".into(),
+        unit: Some(row.unit.clone()).filter(|u| !u.is_empty()),
+        action: change.action().into(),
+        state_before: Some(before.as_str().into()),
+        state_after: Some(row.state.clone()),
+        payload: json!({
+            "clock": row.id,
+            "kind": row.kind,
+            "task": row.task_id,
+            "target": row.target,
+            "due_at": row.due_at.map(utc),
+            "caused_by": cause,
+            "detail": detail,
+        }),
+        at,
+    }
+}
+
+/// Which of a request's clocks a step touches.
+#[derive(Debug, Clone, Copy)]
+pub enum Which<'a> {
+    /// Every clock of the request (a step on the request as a whole).
+    All,
+    /// Clocks on the request itself, not on a task.
+    RequestOnly,
+    /// The clocks of one task.
+    Task(&'a str),
+}
+
+/// What a lifecycle step does to the clocks.
+#[derive(Debug, Clone)]
+pub struct ClockStep<'a> {
+    /// The step.
+    pub action: Action,
+    /// Which clocks.
+    pub which: Which<'a>,
+    /// A bundle: its request-level statutory limit is joint (Art. 42).
+    pub joint: bool,
+    /// The special procedure's kind, for the pause reason.
+    pub detail: &'a str,
+    /// A reroute after a return: the returning unit and when it returned the request.
+    pub returned: Option<(&'a str, DateTime<Utc>)>,
+    /// A reroute: the new lead unit, which request-level clocks now count against.
+    pub new_unit: Option<&'a str>,
+    /// Who took the step.
+    pub actor: &'a str,
+}
+
+/// Applies `step` to the request's clocks, stores them, and returns the audit events.
+pub fn on_step(
+    conn: &mut DbConnection,
+    request_id: &str,
+    step: &ClockStep<'_>,
+    rules: Rules<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Entry>, ApiError> {
+    let rows: Vec<ClockRow> = clocks::table
+        .filter(clocks::request_id.eq(request_id))
+        .order(clocks::id)
+        .select(ClockRow::as_select())
+        .load(conn)?;
+    let mut events = Vec::new();
+    for mut row in rows {
+        let touched = match step.which {
+            Which::All => true,
+            Which::RequestOnly => row.task_id.is_none(),
+            Which::Task(task) => row.task_id.as_deref() == Some(task),
+        };
+        if !touched {
+            continue;
+        }
+        let mut clock = from_row(&row)?;
+        let before = clock.state;
+        let mut changes = Vec::new();
+        if let Some((unit, returned_at)) = step.returned {
+            changes.extend(clock.charge_return(rules, unit, returned_at, now));
+        }
+        let joint = step.joint && row.task_id.is_none();
+        if let Some(reaction) = clock::reaction(step.action, clock.kind, joint, step.detail) {
+            let change = clock
+                .react(&reaction, rules, now)
+                .map_err(ApiError::internal)?;
+            changes.extend(change);
+            // A step taken after the due time finds the breach the worker has not marked yet.
+            if matches!(reaction, Reaction::Resume | Reaction::Extend(_)) {
+                changes.extend(clock.detect(now));
+            }
+        }
+        let moved_unit = match (step.new_unit, &row.task_id) {
+            (Some(unit), None) if clock.is_open() && row.unit != unit => {
+                row.unit = unit.to_string();
+                true
+            }
+            _ => false,
+        };
+        if changes.is_empty() && !moved_unit {
+            continue;
+        }
+        write(&mut row, &clock);
+        save(conn, &row, None)?;
+        for change in &changes {
+            events.push(event(
+                &row,
+                before,
+                change,
+                step.actor,
+                Some(step.action),
+                now,
+            ));
+        }
+    }
+    Ok(events)
+}
+
+/// Recomputes the due and warning times of every running clock after a calendar change, in
+/// the caller's transaction, and records each moved clock in the audit trail. Returns how
+/// many clocks moved.
+pub fn follow_calendar(
+    conn: &mut DbConnection,
+    calendar: &Calendar,
+    warn_percent: u32,
+    now: DateTime<Utc>,
+) -> Result<usize, ApiError> {
+    let rules = Rules {
+        calendar,
+        warn_percent,
+    };
+    let rows: Vec<ClockRow> = clocks::table
+        .filter(clocks::state.eq(ClockState::Running.as_str()))
+        .filter(clocks::stopped_at.is_null())
+        .filter(clocks::target.not_like("PT%"))
+        .select(ClockRow::as_select())
+        .load(conn)?;
+    let mut events = Vec::new();
+    for mut row in rows {
+        let mut clock = from_row(&row)?;
+        let before = clock.state;
+        let mut changes: Vec<Change> = clock
+            .follow(rules)
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .collect();
+        if changes.is_empty() {
+            continue;
+        }
+        changes.extend(clock.detect(now));
+        write(&mut row, &clock);
+        save(conn, &row, None)?;
+        for change in &changes {
+            events.push(event(&row, before, change, ENGINE, None, now));
+        }
+    }
+    let moved = events
+        .iter()
+        .filter(|e| e.action == Change::Moved.action())
+        .count();
+    super::audit::append_many(conn, events)?;
+    Ok(moved)
+}
+
+/// Marks the warnings and breaches due at `now`, at most `limit` clocks, each exactly once
+/// even with several server instances: a clock is only written when it is still as it was
+/// read. Returns the changes marked.
+///
+/// A supplement-notice clock that runs out makes the request count as accepted from receipt
+/// (Art. 32): the request records it and its statutory clocks start from receipt.
+pub fn detect_due(
+    conn: &mut DbConnection,
+    rules: Rules<'_>,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(ClockRow, Change)>, ApiError> {
+    super::write_transaction(conn, |conn| {
+        let rows: Vec<ClockRow> = clocks::table
+            .filter(clocks::check_at.le(now.naive_utc()))
+            .order(clocks::check_at)
+            .limit(limit)
+            .select(ClockRow::as_select())
+            .load(conn)?;
+        let mut marked = Vec::new();
+        let mut events = Vec::new();
+        for mut row in rows {
+            let (state, check_at) = (row.state.clone(), row.check_at);
+            let mut clock = from_row(&row)?;
+            let before = clock.state;
+            let changes = clock.detect(now);
+            write(&mut row, &clock);
+            if !save(conn, &row, Some((&state, check_at)))? {
+                continue; // another instance or a step got there first
+            }
+            for change in changes {
+                events.push(event(&row, before, &change, ENGINE, None, now));
+                if change == Change::Breached && row.kind == ClockKind::SupplementNotice.as_str() {
+                    events.extend(deem_accepted(conn, &row.request_id, rules, now)?);
+                }
+                marked.push((row.clone(), change));
+            }
+        }
+        super::audit::append_many(conn, events)?;
+        Ok(marked)
+    })
+}
+
+/// Art. 32: the applicant was not told within five working days what was missing, so the
+/// request counts as accepted from receipt. Records it on the request and starts the
+/// statutory clocks from receipt; returns the audit events.
+fn deem_accepted(
+    conn: &mut DbConnection,
+    request_id: &str,
+    rules: Rules<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Entry>, ApiError> {
+    let (received, status): (NaiveDateTime, String) = requests::table
+        .find(request_id)
+        .select((requests::created_at, requests::status))
+        .first(conn)?;
+    let marked = diesel::update(
+        requests::table
+            .find(request_id)
+            .filter(requests::deemed_accepted_at.is_null()),
+    )
+    .set(requests::deemed_accepted_at.eq(received))
+    .execute(conn)?;
+    if marked == 0 {
+        return Ok(Vec::new());
+    }
+    let mut events = vec![Entry {
+        request_id: request_id.to_string(),
+        actor: ENGINE.into(),
+        role: "system".into(),
+        unit: None,
+        action: "request.deemed_accepted".into(),
+        state_before: Some(status.clone()),
+        state_after: Some(status),
+        payload: json!({
+            "law": "Administrative Licensing Law, Art. 32: no supplement notice within five working days; accepted from receipt",
+            "accepted_from": utc(received),
+        }),
+        at: now,
+    }];
+    let rows: Vec<ClockRow> = clocks::table
+        .filter(clocks::request_id.eq(request_id))
+        .filter(clocks::kind.eq(ClockKind::Statutory.as_str()))
+        .filter(clocks::state.eq(ClockState::Pending.as_str()))
+        .select(ClockRow::as_select())
+        .load(conn)?;
+    for mut row in rows {
+        let mut clock = from_row(&row)?;
+        let before = clock.state;
+        let mut changes: Vec<Change> = clock
+            .start(rules, utc(received))
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .collect();
+        changes.extend(clock.detect(now));
+        write(&mut row, &clock);
+        save(conn, &row, None)?;
+        for change in &changes {
+            events.push(event(&row, before, change, ENGINE, None, now));
+        }
+    }
+    Ok(events)
+}
+
+/// When the next clock needs looking at, if any.
+pub fn next_check(conn: &mut DbConnection) -> QueryResult<Option<NaiveDateTime>> {
+    clocks::table
+        .filter(clocks::check_at.is_not_null())
+        .select(diesel::dsl::min(clocks::check_at))
+        .first(conn)
+}

@@ -1,0 +1,74 @@
+//! The breach detector: a background task of every server instance that marks clocks' warnings
+//! and breaches within a second of their time.
+//!
+//! It reads the clocks through the `check_at` index (the next instant each running clock needs
+//! looking at), never a scan of requests: each look is one indexed range read of what is due.
+//! It sleeps until the earliest `check_at` or `sla.tick_ms`, whichever is sooner, so a clock
+//! created by another instance is seen within a tick. After downtime the first looks catch up on
+//! everything that fell due meanwhile, `sla.batch` clocks per transaction. Marking is a
+//! conditional update on the clock as it was read, so with several instances on one PostgreSQL
+//! each warning and breach is marked — and audited — exactly once.
+//!
+//! The same task re-reads the calendar days every few seconds, so a change made through another
+//! instance reaches this one.
+
+use std::time::Duration;
+
+use actix_web::web;
+use chrono::Utc;
+
+use crate::config::SlaSettings;
+use crate::db::calendars::Calendars;
+use crate::db::{Database, clocks};
+use crate::domain::clock::Rules;
+
+/// How often the calendar days are re-read.
+const CALENDAR_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs until dropped.
+pub async fn detect(database: Database, calendars: web::Data<Calendars>, settings: SlaSettings) {
+    let tick = Duration::from_millis(settings.tick_ms);
+    let mut calendar_read = std::time::Instant::now();
+    loop {
+        let now = Utc::now();
+        let batch = settings.batch;
+        let warn_percent = settings.warn_percent;
+        let reload = calendar_read.elapsed() >= CALENDAR_EVERY;
+        let holder = calendars.clone();
+        let look = database
+            .run(move |conn| {
+                if reload {
+                    holder.reload(conn)?;
+                }
+                let calendar = holder.current();
+                let rules = Rules {
+                    calendar: &calendar,
+                    warn_percent,
+                };
+                let marked = clocks::detect_due(conn, rules, now, batch)?;
+                let next = clocks::next_check(conn)?;
+                Ok((marked.len(), next))
+            })
+            .await;
+        if reload {
+            calendar_read = std::time::Instant::now();
+        }
+        let pause = match look {
+            Ok((marked, _)) if marked as i64 >= batch => Duration::ZERO,
+            Ok((marked, next)) => {
+                if marked > 0 {
+                    tracing::info!(marked, "SLA clocks marked");
+                }
+                next.and_then(|next| (next.and_utc() - Utc::now()).to_std().ok())
+                    .map_or(tick, |until| until.min(tick))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "breach detection failed; retrying");
+                tick
+            }
+        };
+        if !pause.is_zero() {
+            actix_web::rt::time::sleep(pause).await;
+        }
+    }
+}
