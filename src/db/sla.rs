@@ -146,10 +146,11 @@ pub fn breaches(
     let total: i64 = breach_query(filters).count().get_result(conn)?;
     let mut page = breach_query(filters);
     if let Some(after) = after {
-        page = page.filter(
-            clocks::breached_at.lt(after.at).or(clocks::breached_at
-                .eq(after.at)
-                .and(clocks::id.lt(after.id.clone()))),
+        // The first term bounds the index range, so the scan starts at the cursor.
+        page = page.filter(clocks::breached_at.le(after.at)).filter(
+            clocks::breached_at
+                .lt(after.at)
+                .or(clocks::id.lt(after.id.clone())),
         );
     }
     let rows: Vec<SlaClock> = page
@@ -187,10 +188,10 @@ pub fn at_risk(
         .get_result(conn)?;
     let mut page = at_risk_query(filters, now, until);
     if let Some(after) = after {
-        page = page.filter(
-            clocks::due_at.gt(after.at).or(clocks::due_at
-                .eq(after.at)
-                .and(clocks::id.gt(after.id.clone()))),
+        page = page.filter(clocks::due_at.ge(after.at)).filter(
+            clocks::due_at
+                .gt(after.at)
+                .or(clocks::id.gt(after.id.clone())),
         );
     }
     let rows: Vec<SlaClock> = page

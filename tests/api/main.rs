@@ -7,6 +7,7 @@ mod auth;
 mod calendars;
 mod cli;
 mod client;
+mod clocks;
 mod health;
 mod http;
 mod open311;
