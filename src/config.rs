@@ -34,7 +34,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[("bind", "server.bind")];
 /// Sections of the configuration; an environment variable `MASHANGBAN_<SECTION>_<KEY>` maps to
 /// `[section] key`.
 const SECTIONS: &[&str] = &[
-    "server", "database", "jwt", "catalog", "calendar", "log", "open311",
+    "server", "database", "jwt", "catalog", "calendar", "log", "open311", "sla",
 ];
 
 /// All settings of one server process.
