@@ -14,7 +14,9 @@
 //! statutory clock pauses, and no decision may be taken until the procedure ends. An
 //! extension (Art. 42) may be approved once, while the request is accepted or under review.
 //!
-//! The same machine runs for each unit task of a bundle.
+//! The same machine runs for each unit task of a bundle: review and decision steps
+//! ([`Action::per_task`]) move one task, and the bundle's state is derived from all of them
+//! ([`aggregate`]); the window steps, completion and delivery move the bundle as a whole.
 
 use std::fmt;
 use std::str::FromStr;

@@ -499,6 +499,18 @@ async fn a_returned_request_is_rerouted_by_the_service_centre(app: &TestApp) {
     assert_eq!(after["status"], "submitted");
     assert_eq!(after["lead_unit"], "market");
     assert_eq!(after["tasks"][0]["unit"], "market");
+    // The time lost between the return and the reroute is charged to tax; the clock counts
+    // against market from now on.
+    let notice = after["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "supplement_notice")
+        .unwrap();
+    assert_eq!(notice["state"], "running");
+    assert_eq!(notice["lost_to_unit"], "tax");
+    assert_eq!(notice["unit"], "market");
+    assert!(notice["lost_minutes"].as_i64().unwrap() >= 0);
     let routing: Value = app
         .get(
             &format!("/api/v1/requests/{id}/routing"),
