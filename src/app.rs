@@ -18,7 +18,7 @@ use utoipa_actix_web::UtoipaApp;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{Authenticator, KeyError};
-use crate::config::{ConfigError, Settings, SlaSettings};
+use crate::config::{ConfigError, RatingSettings, Settings, SlaSettings};
 use crate::db::calendars::Calendars;
 use crate::db::instances::{self, ServiceInstance};
 use crate::db::requests;
@@ -64,13 +64,18 @@ pub struct Application {
     instance: ServiceInstance,
     grace: Duration,
     calendars: web::Data<Calendars>,
+    catalog: web::Data<Catalog>,
     sla: SlaSettings,
+    mailer: Option<crate::notify::Mailer>,
 }
 
 impl Application {
     /// Prepares everything the server needs; fails fast on bad configuration or database.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         settings.validate()?;
+        let mailer = (settings.mail.worker)
+            .then(|| crate::notify::Mailer::new(&settings.mail))
+            .transpose()?;
         let authenticator = web::Data::new(Authenticator::new(&settings.jwt)?);
         let catalog = load_catalog(&settings)?;
         let calendar = load_calendar(&settings)?;
@@ -103,16 +108,18 @@ impl Application {
             .port();
 
         let calendars = web::Data::new(calendars);
+        let catalog = web::Data::new(catalog);
         let doc = Arc::new(routes::openapi());
         let state = SharedState {
             database: web::Data::new(database.clone()),
             authenticator,
             metrics: web::Data::new(Metrics::new()),
             route_table: web::Data::new(RouteTable::from_openapi(&doc)),
-            catalog: web::Data::new(catalog),
+            catalog: catalog.clone(),
             calendar: calendars.clone(),
             open311: web::Data::new(Open311::new(&settings.open311)),
             sla: web::Data::new(settings.sla),
+            rating: web::Data::new(settings.rating),
             body_limit: settings.server.body_limit_bytes,
         };
         let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
@@ -139,7 +146,9 @@ impl Application {
             instance,
             grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
             calendars,
+            catalog,
             sla: settings.sla,
+            mailer,
         })
     }
 
@@ -166,8 +175,12 @@ impl Application {
             actix_web::rt::spawn(sla::detect(
                 self.database.clone(),
                 self.calendars.clone(),
+                self.catalog.clone(),
                 self.sla,
             ))
+        });
+        let sender = self.mailer.map(|mailer| {
+            actix_web::rt::spawn(crate::notify::deliver(self.database.clone(), mailer))
         });
         let mut terminate = signal(SignalKind::terminate())?;
         let stop_signal = Box::pin(async move {
@@ -201,6 +214,9 @@ impl Application {
         };
         if let Some(detector) = detector {
             detector.abort();
+        }
+        if let Some(sender) = sender {
+            sender.abort();
         }
         let id = self.instance.id.clone();
         let recorded = actix_web::rt::time::timeout(
@@ -294,6 +310,7 @@ struct SharedState {
     calendar: web::Data<Calendars>,
     open311: web::Data<Open311>,
     sla: web::Data<SlaSettings>,
+    rating: web::Data<RatingSettings>,
     body_limit: usize,
 }
 
@@ -320,6 +337,7 @@ fn app(
         .app_data(state.calendar)
         .app_data(state.open311)
         .app_data(state.sla)
+        .app_data(state.rating)
         .app_data(BodyLimit(state.body_limit))
         .app_data(extract::json_config(state.body_limit))
         .app_data(extract::query_config())

@@ -34,7 +34,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[("bind", "server.bind")];
 /// Sections of the configuration; an environment variable `MASHANGBAN_<SECTION>_<KEY>` maps to
 /// `[section] key`.
 const SECTIONS: &[&str] = &[
-    "server", "database", "jwt", "catalog", "calendar", "log", "open311", "sla",
+    "server", "database", "jwt", "catalog", "calendar", "log", "open311", "sla", "rating", "mail",
 ];
 
 /// All settings of one server process.
@@ -57,6 +57,151 @@ pub struct Settings {
     pub open311: Open311Settings,
     /// The SLA engine.
     pub sla: SlaSettings,
+    /// Notification mail: SMTP or `.eml` files, and the sender worker.
+    pub mail: MailSettings,
+    /// Ratings and rectification.
+    pub rating: RatingSettings,
+}
+
+/// `[rating]`: the rectification a bad rating opens.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatingSettings {
+    /// Working days for the unit to contact the enterprise.
+    pub contact_days: u32,
+    /// Working days for the unit to rectify and close the case.
+    pub rectify_days: u32,
+}
+
+/// `[mail]`: where notification mails go and how the sender worker retries (see
+/// `docs/notifications.md`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSettings {
+    /// SMTP server; empty: no SMTP, mails are written as `.eml` files to `outbox_dir`.
+    pub host: String,
+    /// SMTP port.
+    pub port: u16,
+    /// How the SMTP connection is secured.
+    pub tls: MailTls,
+    /// SMTP user; empty: no authentication.
+    pub username: String,
+    /// SMTP password (a secret: never logged).
+    pub password: String,
+    /// The `From` of every mail, e.g. `马上办 <noreply@example.gov.cn>`.
+    pub from: String,
+    /// Seconds one SMTP connect, read or write may take.
+    pub timeout_secs: u64,
+    /// Attempts before a mail is parked as dead.
+    pub max_attempts: i32,
+    /// First retry delay in seconds; doubled on each further failure.
+    pub backoff_base_secs: u64,
+    /// Longest retry delay in seconds.
+    pub backoff_max_secs: u64,
+    /// Folder of the `.eml` files when `host` is empty.
+    pub outbox_dir: String,
+    /// Whether this instance runs the sender worker (several may; a mail is held by one at a
+    /// time).
+    pub worker: bool,
+    /// Longest the worker sleeps when nothing is due, in milliseconds.
+    pub tick_ms: u64,
+    /// Most mails the worker takes at once.
+    pub batch: i64,
+}
+
+impl fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("from", &self.from)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff_base_secs", &self.backoff_base_secs)
+            .field("backoff_max_secs", &self.backoff_max_secs)
+            .field("outbox_dir", &self.outbox_dir)
+            .field("worker", &self.worker)
+            .field("tick_ms", &self.tick_ms)
+            .field("batch", &self.batch)
+            .finish()
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTls {
+    /// Plain text (a relay on the same host or network only).
+    None,
+    /// Plain connect, then STARTTLS, required (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+impl MailSettings {
+    /// Checks the values serde cannot: ranges, the sender address, credentials in pairs.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let host = self.host.trim();
+        if host.chars().any(char::is_whitespace) || host.contains(['/', '@']) {
+            return Err(ConfigError::key(
+                "mail.host",
+                "must be a host name or address, without scheme or port",
+            ));
+        }
+        if self.port == 0 {
+            return Err(ConfigError::key("mail.port", "must be 1 to 65535"));
+        }
+        if self.username.is_empty() != self.password.is_empty() {
+            return Err(ConfigError::key(
+                "mail.username",
+                "username and password go together: set both or neither",
+            ));
+        }
+        self.from.parse::<lettre::message::Mailbox>().map_err(|e| {
+            ConfigError::key(
+                "mail.from",
+                format!(
+                    "`{}` is not an address like 马上办 <noreply@example.gov.cn> ({e})",
+                    self.from
+                ),
+            )
+        })?;
+        if !(1..=300).contains(&self.timeout_secs) {
+            return Err(ConfigError::key("mail.timeout_secs", "must be 1 to 300"));
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err(ConfigError::key("mail.max_attempts", "must be 1 to 100"));
+        }
+        if !(1..=86_400).contains(&self.backoff_base_secs) {
+            return Err(ConfigError::key(
+                "mail.backoff_base_secs",
+                "must be 1 to 86400",
+            ));
+        }
+        if !(self.backoff_base_secs..=604_800).contains(&self.backoff_max_secs) {
+            return Err(ConfigError::key(
+                "mail.backoff_max_secs",
+                "must be at least mail.backoff_base_secs and at most 604800 (a week)",
+            ));
+        }
+        if host.is_empty() && self.outbox_dir.trim().is_empty() {
+            return Err(ConfigError::key(
+                "mail.outbox_dir",
+                "must name a folder when mail.host is empty",
+            ));
+        }
+        if !(10..=10_000).contains(&self.tick_ms) {
+            return Err(ConfigError::key("mail.tick_ms", "must be 10 to 10000"));
+        }
+        if !(1..=1000).contains(&self.batch) {
+            return Err(ConfigError::key("mail.batch", "must be 1 to 1000"));
+        }
+        Ok(())
+    }
 }
 
 /// `[sla]`: how clocks warn and how the detection worker runs.
@@ -303,6 +448,12 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
         DatabaseUrl::parse(&self.database.url).map_err(|e| ConfigError::key("database.url", e))?;
+        if !(1..=60).contains(&self.rating.contact_days) {
+            return Err(ConfigError::key("rating.contact_days", "must be 1 to 60"));
+        }
+        if !(1..=250).contains(&self.rating.rectify_days) {
+            return Err(ConfigError::key("rating.rectify_days", "must be 1 to 250"));
+        }
         if !(1..=100).contains(&self.sla.warn_percent) {
             return Err(ConfigError::key("sla.warn_percent", "must be 1 to 100"));
         }
@@ -344,6 +495,7 @@ impl Settings {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::key("log.level", e))?;
         self.open311.validate()?;
+        self.mail.validate()?;
         Ok(())
     }
 

@@ -43,6 +43,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// The action is not possible in the request's current state; see `state` and `allowed`.
     ActionNotAllowed,
+    /// The request was already rated: one rating per request.
+    AlreadyRated,
     /// `If-Match` names a revision that is no longer current: someone changed it first.
     PreconditionFailed,
     /// The change needs `If-Match` with the current `ETag`.
@@ -67,6 +69,7 @@ impl ErrorCode {
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::ActionNotAllowed,
+        ErrorCode::AlreadyRated,
         ErrorCode::PreconditionFailed,
         ErrorCode::PreconditionRequired,
         ErrorCode::DatabaseUnavailable,
@@ -87,6 +90,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::ActionNotAllowed => "action_not_allowed",
+            ErrorCode::AlreadyRated => "already_rated",
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::PreconditionRequired => "precondition_required",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
@@ -106,7 +110,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::ActionNotAllowed => StatusCode::CONFLICT,
+            ErrorCode::ActionNotAllowed | ErrorCode::AlreadyRated => StatusCode::CONFLICT,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -128,6 +132,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "Idempotency key reused",
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::ActionNotAllowed => "Action not allowed now",
+            ErrorCode::AlreadyRated => "Already rated",
             ErrorCode::PreconditionFailed => "Changed by someone else first",
             ErrorCode::PreconditionRequired => "If-Match required",
             ErrorCode::DatabaseUnavailable => "Database unavailable",

@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod notify;
 pub mod routes;
 pub mod sla;
 pub mod telemetry;

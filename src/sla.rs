@@ -20,13 +20,19 @@ use chrono::Utc;
 use crate::config::SlaSettings;
 use crate::db::calendars::Calendars;
 use crate::db::{Database, clocks};
+use crate::domain::Catalog;
 use crate::domain::clock::Rules;
 
 /// How often the calendar days are re-read.
 const CALENDAR_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs until dropped.
-pub async fn detect(database: Database, calendars: web::Data<Calendars>, settings: SlaSettings) {
+pub async fn detect(
+    database: Database,
+    calendars: web::Data<Calendars>,
+    catalog: web::Data<Catalog>,
+    settings: SlaSettings,
+) {
     let tick = Duration::from_millis(settings.tick_ms);
     let mut calendar_read = std::time::Instant::now();
     loop {
@@ -35,6 +41,7 @@ pub async fn detect(database: Database, calendars: web::Data<Calendars>, setting
         let warn_percent = settings.warn_percent;
         let reload = calendar_read.elapsed() >= CALENDAR_EVERY;
         let holder = calendars.clone();
+        let catalog = catalog.clone();
         let look = database
             .run(move |conn| {
                 if reload {
@@ -45,7 +52,7 @@ pub async fn detect(database: Database, calendars: web::Data<Calendars>, setting
                     calendar: &calendar,
                     warn_percent,
                 };
-                let marked = clocks::detect_due(conn, rules, now, batch)?;
+                let marked = clocks::detect_due(conn, &catalog, rules, now, batch)?;
                 let next = clocks::next_check(conn)?;
                 Ok((marked.len(), next))
             })

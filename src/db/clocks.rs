@@ -10,13 +10,16 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::DbConnection;
+use super::notifications::{self, Notice};
 use super::requests::ClockRow;
 use super::schema::{clocks, requests};
 use crate::domain::audit::Entry;
 use crate::domain::calendar::Calendar;
 use crate::domain::clock::{self, Change, Clock, Pause, Reaction, Rules};
 use crate::domain::lifecycle::Action;
+use crate::domain::notice::{About, Message};
 use crate::domain::request::{ClockKind, ClockState};
+use crate::domain::{Catalog, UnitCode};
 use crate::error::ApiError;
 
 /// Who the audit trail names for changes the engine makes by itself.
@@ -293,6 +296,36 @@ pub fn on_step(
     Ok(events)
 }
 
+/// Stops the open clocks of `kinds` on the request (a step outside the lifecycle: a
+/// rectification case's contact or closing), stored; returns their audit events.
+pub fn stop_kinds(
+    conn: &mut DbConnection,
+    request_id: &str,
+    kinds: &[ClockKind],
+    rules: Rules<'_>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Entry>, ApiError> {
+    let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    let rows: Vec<ClockRow> = clocks::table
+        .filter(clocks::request_id.eq(request_id))
+        .filter(clocks::kind.eq_any(&kinds))
+        .filter(clocks::stopped_at.is_null())
+        .select(ClockRow::as_select())
+        .load(conn)?;
+    let mut events = Vec::new();
+    for mut row in rows {
+        let mut clock = from_row(&row)?;
+        let before = clock.state;
+        if let Some(change) = clock.stop(rules, now).map_err(ApiError::internal)? {
+            write(&mut row, &clock);
+            save(conn, &row, None)?;
+            events.push(event(&row, before, &change, actor, None, now));
+        }
+    }
+    Ok(events)
+}
+
 /// Recomputes the due and warning times of every running clock after a calendar change, in
 /// the caller's transaction, and records each moved clock in the audit trail. Returns how
 /// many clocks moved.
@@ -345,8 +378,12 @@ pub fn follow_calendar(
 ///
 /// A supplement-notice clock that runs out makes the request count as accepted from receipt
 /// (Art. 32): the request records it and its statutory clocks start from receipt.
+///
+/// The supervisor of the unit a clock counts against gets a mail for each warning and breach,
+/// written to the outbox in the same transaction.
 pub fn detect_due(
     conn: &mut DbConnection,
+    catalog: &Catalog,
     rules: Rules<'_>,
     now: DateTime<Utc>,
     limit: i64,
@@ -378,8 +415,72 @@ pub fn detect_due(
             }
         }
         super::audit::append_many(conn, events)?;
+        let notices = supervisor_notices(conn, catalog, rules, &marked)?;
+        notifications::enqueue(conn, &notices, now)?;
         Ok(marked)
     })
+}
+
+/// A mail to the supervisor of the clock's unit for each warning and breach.
+fn supervisor_notices(
+    conn: &mut DbConnection,
+    catalog: &Catalog,
+    rules: Rules<'_>,
+    marked: &[(ClockRow, Change)],
+) -> QueryResult<Vec<Notice>> {
+    let ids: Vec<&str> = marked
+        .iter()
+        .map(|(row, _)| row.request_id.as_str())
+        .collect();
+    let mut named: Vec<(String, String, String)> = Vec::new();
+    for chunk in ids.chunks(1000) {
+        named.extend(
+            requests::table
+                .filter(requests::id.eq_any(chunk))
+                .select((requests::id, requests::number, requests::code))
+                .load::<(String, String, String)>(conn)?,
+        );
+    }
+    let zone = rules.calendar.time_zone();
+    let mut notices = Vec::new();
+    for (row, change) in marked {
+        let Ok(unit) = row.unit.parse::<UnitCode>() else {
+            continue;
+        };
+        let Some((_, number, code)) = named.iter().find(|(id, _, _)| *id == row.request_id) else {
+            continue;
+        };
+        let due_at = row
+            .due_at
+            .map(|due| {
+                utc(due)
+                    .with_timezone(&zone)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let (clock, unit_name) = (row.kind.clone(), row.unit.clone());
+        let message = match change {
+            Change::Warned => Message::ClockWarning {
+                clock,
+                unit: unit_name,
+                due_at,
+            },
+            Change::Breached => Message::ClockBreached {
+                clock,
+                unit: unit_name,
+                due_at,
+            },
+            _ => continue,
+        };
+        notices.push(Notice {
+            request_id: Some(row.request_id.clone()),
+            recipient: catalog.unit(unit).supervisor_email.clone(),
+            message,
+            about: About::of(catalog, number, code),
+        });
+    }
+    Ok(notices)
 }
 
 /// Art. 32: the applicant was not told within five working days what was missing, so the

@@ -11,8 +11,10 @@
 pub mod audit;
 pub mod calendars;
 pub mod clocks;
+pub mod notifications;
 pub mod instances;
 pub mod open311;
+pub mod ratings;
 pub mod requests;
 pub mod schema;
 pub mod sla;

@@ -251,10 +251,94 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The outbox: one mail per row, written in the transaction of the change that causes it.
+    notifications (id) {
+        /// UUID v7.
+        id -> Text,
+        /// The request it is about, if any.
+        request_id -> Nullable<Text>,
+        /// What it says (`accepted`, `clock_breached`, …).
+        kind -> Text,
+        /// The address it goes to.
+        recipient -> Text,
+        /// Subject line.
+        subject -> Text,
+        /// Plain-text body, Chinese first, English second.
+        body -> Text,
+        /// Deterministic `Message-ID`, the same on every attempt.
+        message_id -> Text,
+        /// `pending`, `sent` or `dead`.
+        status -> Text,
+        /// Delivery attempts made.
+        attempts -> Integer,
+        /// When the next attempt is due (UTC).
+        next_attempt_at -> Timestamp,
+        /// A sender holds it until then (UTC).
+        locked_until -> Nullable<Timestamp>,
+        /// What went wrong last.
+        last_error -> Nullable<Text>,
+        /// When it was written (UTC).
+        created_at -> Timestamp,
+        /// When the SMTP server accepted it (UTC).
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    /// Good/bad ratings (好差评), one per request.
+    ratings (request_id) {
+        /// The request.
+        request_id -> Text,
+        /// The enterprise that rated.
+        uscc -> Text,
+        /// 1 (非常不满意) to 5 (非常满意).
+        level -> Integer,
+        /// What the enterprise wrote.
+        comment -> Text,
+        /// The unit rated (the request's lead unit).
+        unit -> Text,
+        /// The matter or bundle code.
+        matter -> Text,
+        /// When (UTC).
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    /// Rectification cases (整改) opened by a bad rating.
+    rectifications (id) {
+        /// UUID v7.
+        id -> Text,
+        /// The request rated.
+        request_id -> Text,
+        /// The unit that must rectify.
+        unit -> Text,
+        /// The rating's level.
+        level -> Integer,
+        /// `open`, `contacted` or `closed`.
+        status -> Text,
+        /// When the unit contacted the enterprise (UTC).
+        contacted_at -> Nullable<Timestamp>,
+        /// What the contact found.
+        contact_note -> Nullable<Text>,
+        /// When it was closed (UTC).
+        closed_at -> Nullable<Timestamp>,
+        /// What was rectified.
+        closing_note -> Nullable<Text>,
+        /// When it was opened (UTC).
+        created_at -> Timestamp,
+        /// Revision for ETags.
+        revision -> Integer,
+    }
+}
+
 diesel::joinable!(tasks -> requests (request_id));
 diesel::joinable!(materials -> requests (request_id));
 diesel::joinable!(clocks -> requests (request_id));
 diesel::joinable!(routing_decisions -> requests (request_id));
+diesel::joinable!(ratings -> requests (request_id));
+diesel::joinable!(rectifications -> requests (request_id));
 
 diesel::table! {
     /// The hash-chained audit trail (append-only).
@@ -298,4 +382,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     service_instances,
     audit_events,
     calendar_days,
+    notifications,
+    ratings,
+    rectifications,
 );

@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
 use super::clocks::{self, ClockStep, Which};
+use super::notifications::{self, Notice};
 use super::requests::{self, RequestRecord, RoutingDecisionRow, Scope, TaskRow};
 use super::schema::{clocks as clocks_table, requests as requests_table, routing_decisions, tasks};
 use super::{DbConnection, audit, write_transaction};
@@ -73,6 +74,8 @@ pub struct Step {
     pub clocks: ClockEffects,
     /// The audit event (its `request_id` is this request).
     pub event: Entry,
+    /// Mails the step sends, written to the outbox with it.
+    pub notices: Vec<Notice>,
     /// When.
     pub at: NaiveDateTime,
 }
@@ -167,6 +170,7 @@ pub fn record(conn: &mut DbConnection, step: &Step) -> Result<RequestRecord, Ste
         let mut events = vec![step.event.clone()];
         events.extend(clock_events(conn, step)?);
         audit::append_many(conn, events)?;
+        notifications::enqueue(conn, &step.notices, step.event.at)?;
         requests::find(conn, &Scope::All, &step.request_id)?
             .ok_or_else(|| StepError::Failed(ApiError::not_found("the request disappeared")))
     })

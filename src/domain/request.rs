@@ -108,6 +108,10 @@ text_enum! {
         Statutory = "statutory",
         /// From approval to delivery (Art. 44).
         Delivery = "delivery",
+        /// A rectification case: contact the enterprise after a bad rating.
+        RectificationContact = "rectification_contact",
+        /// A rectification case: rectify and close it with a note.
+        Rectification = "rectification",
     }
 }
 

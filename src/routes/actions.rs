@@ -13,12 +13,15 @@ use crate::config::SlaSettings;
 use crate::db::Database;
 use crate::db::audit;
 use crate::db::calendars::Calendars;
+use crate::db::notifications::Notice;
 use crate::db::requests::{self, RequestRecord, RoutingDecisionRow, Scope, TaskRow};
 use crate::db::workflow::{self, ClockEffects, Step, StepError, TaskStep};
-use crate::domain::UnitCode;
 use crate::domain::audit::Entry;
+use crate::domain::clock::{EXTENSION_DAYS, JOINT_EXTENSION_DAYS};
 use crate::domain::lifecycle::{self, Action, Denied, Parties, Situation};
+use crate::domain::notice::{About, Message};
 use crate::domain::request::{RequestKind, Status, TaskRole};
+use crate::domain::{Catalog, UnitCode};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::routes::requests::{etag, view};
 
@@ -158,6 +161,73 @@ fn expected_revision(req: &HttpRequest) -> Result<i32, ApiError> {
                 "If-Match does not name a revision of this request; read it again",
             )
         })
+}
+
+/// The mails a step sends: the enterprise hears of acceptance, refusal, the supplement notice,
+/// an extension, the decision (once, for the request or the whole bundle) and completion; the
+/// service centre's supervisor hears of a return awaiting arbitration.
+fn notices_of(
+    catalog: &Catalog,
+    record: &RequestRecord,
+    action: Action,
+    payload: &Value,
+    after: Status,
+    before: Status,
+    actor_unit: Option<&str>,
+) -> Vec<Notice> {
+    let r = &record.request;
+    let reason = payload["reason"].as_str().map(str::to_string);
+    let enterprise = |message: Message| Notice {
+        request_id: Some(r.id.clone()),
+        recipient: r.contact_email.clone(),
+        message,
+        about: About::of(catalog, &r.number, &r.code),
+    };
+    let decided = before != after && matches!(after, Status::Approved | Status::Denied);
+    let message = match action {
+        Action::Accept => Some(Message::Accepted),
+        Action::Refuse => Some(Message::NotAccepted {
+            reason: reason.clone().unwrap_or_default(),
+        }),
+        Action::RequestSupplement => Some(Message::SupplementRequired {
+            items: payload["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|i| i.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }),
+        Action::ApproveExtension => Some(Message::ExtensionGranted {
+            days: if r.kind == RequestKind::Bundle.as_str() {
+                JOINT_EXTENSION_DAYS
+            } else {
+                EXTENSION_DAYS
+            },
+            reason: reason.clone().unwrap_or_default(),
+        }),
+        Action::Approve | Action::Deny if decided => Some(Message::Decided {
+            approved: after == Status::Approved,
+            reason: reason.clone(),
+        }),
+        Action::Complete => Some(Message::Completed),
+        Action::Return => {
+            let centre = catalog.unit(UnitCode::ServiceCenter);
+            return vec![Notice {
+                request_id: Some(r.id.clone()),
+                recipient: centre.supervisor_email.clone(),
+                message: Message::AwaitingArbitration {
+                    from_unit: actor_unit.unwrap_or(&r.lead_unit).to_string(),
+                    reason: reason.unwrap_or_default(),
+                },
+                about: About::of(catalog, &r.number, &r.code),
+            }];
+        }
+        _ => None,
+    };
+    message.map(enterprise).into_iter().collect()
 }
 
 fn not_allowed(illegal: lifecycle::Illegal) -> ApiError {
@@ -330,6 +400,7 @@ fn stale(revision: i32, status: &str) -> ApiError {
     )
 )]
 #[post("/api/v1/requests/{id}/actions")]
+#[allow(clippy::too_many_arguments)] // actix extractors: one per piece of app state
 pub async fn act(
     req: HttpRequest,
     principal: Principal,
@@ -338,6 +409,7 @@ pub async fn act(
     db: web::Data<Database>,
     calendars: web::Data<Calendars>,
     sla: web::Data<SlaSettings>,
+    catalog: web::Data<Catalog>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let id = id.into_inner();
@@ -425,8 +497,18 @@ pub async fn act(
         }
         _ => None,
     };
+    let notices = notices_of(
+        &catalog,
+        &record,
+        body.action,
+        &payload,
+        outcome.status,
+        status,
+        unit.as_deref(),
+    );
     let calendar = calendars.current();
     let step = Step {
+        notices,
         request_id: r.id.clone(),
         task: task_step,
         action: body.action,

@@ -13,8 +13,10 @@ pub mod health;
 pub mod instances;
 pub mod me;
 pub mod metrics;
+pub mod notifications;
 pub mod open311;
 pub mod queue;
+pub mod ratings;
 pub mod requests;
 pub mod sla;
 
@@ -45,7 +47,9 @@ use crate::error::Problem;
         (name = "queue", description = "The clerks' queue"),
         (name = "audit", description = "The hash-chained audit trail"),
         (name = "sla", description = "Supervisors: SLA breaches (JSON or CSV), clocks at risk, on-time statistics (docs/sla.md)"),
+        (name = "ratings", description = "Good/bad ratings (好差评) and the rectification cases bad ones open (docs/ratings.md)"),
         (name = "calendars", description = "Working calendars and deadlines on them (docs/calendars.md)"),
+        (name = "notifications", description = "The mail outbox: what was sent to whom, what waits and why (docs/notifications.md)"),
         (name = "open311", description = "Open311 GeoReport v2 (docs/open311.md): the matters as services, \
                                            the same requests; GeoReport's own JSON/XML and error body, not problem+json"),
     )
@@ -111,6 +115,12 @@ where
         .service(calendars::deadline)
         .service(calendars::set_day)
         .service(calendars::clear_day)
+        .service(notifications::list)
+        .service(ratings::rate)
+        .service(ratings::list_cases)
+        .service(ratings::read_case)
+        .service(ratings::contact)
+        .service(ratings::close)
         .service(open311::services)
         .service(open311::definition)
         .service(open311::create)

@@ -333,33 +333,34 @@ pub fn view(record: &RequestRecord) -> RequestView {
                 due_at: m.due_at.map(utc),
             })
             .collect(),
-        clocks: record
-            .clocks
-            .iter()
-            .map(|c| ClockView {
-                id: c.id.clone(),
-                kind: parse_or(&c.kind, ClockKind::Promised),
-                target: c.target.clone(),
-                state: parse_or(&c.state, ClockState::Pending),
-                task_id: c.task_id.clone(),
-                started_at: c.started_at.map(utc),
-                due_at: c.due_at.map(utc),
-                warn_at: c.warn_at.map(utc),
-                warned_at: c.warned_at.map(utc),
-                breached_at: c.breached_at.map(utc),
-                stopped_at: c.stopped_at.map(utc),
-                unit: c.unit.clone(),
-                paused_seconds: c.paused_seconds,
-                pauses: serde_json::from_str(&c.pauses).unwrap_or_default(),
-                extended_days: c.extended_days,
-                worked_minutes: c.worked_minutes,
-                lost_to_unit: c.lost_to_unit.clone(),
-                lost_minutes: c.lost_minutes,
-            })
-            .collect(),
+        clocks: record.clocks.iter().map(clock_view).collect(),
         catalog_version: r.catalog_version.clone(),
         created_at: utc(r.created_at),
         updated_at: utc(r.updated_at),
+    }
+}
+
+/// A stored clock as the API shows it.
+pub(crate) fn clock_view(c: &ClockRow) -> ClockView {
+    ClockView {
+        id: c.id.clone(),
+        kind: parse_or(&c.kind, ClockKind::Promised),
+        target: c.target.clone(),
+        state: parse_or(&c.state, ClockState::Pending),
+        task_id: c.task_id.clone(),
+        started_at: c.started_at.map(utc),
+        due_at: c.due_at.map(utc),
+        warn_at: c.warn_at.map(utc),
+        warned_at: c.warned_at.map(utc),
+        breached_at: c.breached_at.map(utc),
+        stopped_at: c.stopped_at.map(utc),
+        unit: c.unit.clone(),
+        paused_seconds: c.paused_seconds,
+        pauses: serde_json::from_str(&c.pauses).unwrap_or_default(),
+        extended_days: c.extended_days,
+        worked_minutes: c.worked_minutes,
+        lost_to_unit: c.lost_to_unit.clone(),
+        lost_minutes: c.lost_minutes,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, each test with its own real server and database.
 
 mod helpers;
+mod smtp_sink;
 
 mod audit;
 mod auth;
@@ -10,8 +11,10 @@ mod client;
 mod clocks;
 mod health;
 mod http;
+mod mail;
 mod open311;
 mod openapi;
+mod ratings;
 mod requests;
 mod schema_parity;
 mod sla;

@@ -1,0 +1,296 @@
+//! The notification outbox: mails written as rows in the transaction of the change that causes
+//! them ([`enqueue`]), delivered later by the sender worker (`crate::notify`).
+//!
+//! Each row gets its id (UUID v7) and a `Message-ID` made from it when it is written, so every
+//! delivery attempt of the same notification carries the same `Message-ID`: a retry can never
+//! look like a new mail.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::DbConnection;
+use super::schema::notifications;
+use crate::domain::notice::{About, Message};
+
+/// A stored notification.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = notifications)]
+pub struct NotificationRow {
+    /// UUID v7.
+    pub id: String,
+    /// The request it is about.
+    pub request_id: Option<String>,
+    /// Kind (`accepted`, `clock_breached`, …).
+    pub kind: String,
+    /// Recipient address.
+    pub recipient: String,
+    /// Subject.
+    pub subject: String,
+    /// Body.
+    pub body: String,
+    /// `<id@mashangban>`.
+    pub message_id: String,
+    /// `pending`, `sent`, `dead`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Next attempt due (UTC).
+    pub next_attempt_at: NaiveDateTime,
+    /// Held by a sender until (UTC).
+    pub locked_until: Option<NaiveDateTime>,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Written (UTC).
+    pub created_at: NaiveDateTime,
+    /// Accepted by the SMTP server (UTC).
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+/// A mail to write.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// The request it is about.
+    pub request_id: Option<String>,
+    /// The address.
+    pub recipient: String,
+    /// What it says.
+    pub message: Message,
+    /// The request as people know it.
+    pub about: About,
+}
+
+/// Most rows per `INSERT`: 14 columns each, under SQLite's and PostgreSQL's bind limits.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// The row for `notice`, written at `now`.
+pub fn row(notice: &Notice, now: DateTime<Utc>) -> NotificationRow {
+    let id = Uuid::now_v7().to_string();
+    let (subject, body) = notice.message.render(&notice.about);
+    NotificationRow {
+        message_id: format!("<{id}@mashangban>"),
+        id,
+        request_id: notice.request_id.clone(),
+        kind: notice.message.kind().into(),
+        recipient: notice.recipient.clone(),
+        subject,
+        body,
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: now.naive_utc(),
+        locked_until: None,
+        last_error: None,
+        created_at: now.naive_utc(),
+        sent_at: None,
+    }
+}
+
+/// Writes `notices` to the outbox. Call inside the transaction of the change that causes them:
+/// they commit with it or not at all.
+pub fn enqueue(
+    conn: &mut DbConnection,
+    notices: &[Notice],
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let rows: Vec<NotificationRow> = notices.iter().map(|n| row(n, now)).collect();
+    let mut written = 0;
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let into = || diesel::insert_into(notifications::table);
+        written += match (chunk, &mut *conn) {
+            ([one], conn) => into().values(one).execute(conn)?,
+            (rows, DbConnection::Sqlite(c)) => into().values(rows).execute(c)?,
+            (rows, DbConnection::Pg(c)) => into().values(rows).execute(c)?,
+        };
+    }
+    Ok(written)
+}
+
+// The sender worker's side (`crate::notify`) and the listing. Every read of due mails and every
+// claim repeats the same condition; the status is written as a literal, never bound, so the
+// partial index `notifications_due` (`WHERE status = 'pending'`) can serve it in a prepared
+// statement on both backends.
+
+/// A pending mail's status, as a literal for the partial index.
+fn pending() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>("notifications.status = 'pending'")
+}
+
+/// Ids of up to `limit` mails a sender may take at `now`: pending, due, and not held by
+/// another sender (or held past its lease). Oldest due first. A read: taking one is [`claim`].
+pub fn due(conn: &mut DbConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<String>> {
+    notifications::table
+        .filter(pending())
+        .filter(notifications::next_attempt_at.le(now))
+        .filter(
+            notifications::locked_until
+                .is_null()
+                .or(notifications::locked_until.lt(now)),
+        )
+        .order((notifications::next_attempt_at, notifications::id))
+        .limit(limit)
+        .select(notifications::id)
+        .load(conn)
+}
+
+/// Takes mail `id` for one sender until `lease_until`, if it is still free at `now`: one
+/// conditional update on the row, so of several senders (server instances) exactly one gets
+/// it. `None` when another sender took it, or it was sent or parked meanwhile.
+pub fn claim(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> QueryResult<Option<NotificationRow>> {
+    super::write_transaction(conn, |conn| {
+        let taken = diesel::update(
+            notifications::table
+                .filter(notifications::id.eq(id))
+                .filter(pending())
+                .filter(notifications::next_attempt_at.le(now))
+                .filter(
+                    notifications::locked_until
+                        .is_null()
+                        .or(notifications::locked_until.lt(now)),
+                ),
+        )
+        .set(notifications::locked_until.eq(lease_until))
+        .execute(conn)?;
+        if taken == 0 {
+            return Ok(None);
+        }
+        notifications::table
+            .find(id)
+            .select(NotificationRow::as_select())
+            .first(conn)
+            .optional()
+    })
+}
+
+/// What one delivery attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The server accepted the mail (or the `.eml` file was written).
+    Sent,
+    /// It failed; try again at `retry_at`.
+    Retry {
+        /// What went wrong.
+        error: String,
+        /// When the next attempt is due.
+        retry_at: NaiveDateTime,
+    },
+    /// It failed for good (attempts used up, or a permanent refusal): park it as dead.
+    Dead {
+        /// What went wrong.
+        error: String,
+    },
+}
+
+/// Records attempt number `attempts` of mail `id`, made under the lease `lease_until`, and
+/// releases the lease. A success is recorded on any pending row (it saves a resend even when the
+/// lease ran out meanwhile); a failure only while the lease is still this sender's, so it never
+/// overwrites the state of a sender that took the row after it. Whether it was recorded.
+pub fn record(
+    conn: &mut DbConnection,
+    id: &str,
+    lease_until: NaiveDateTime,
+    attempts: i32,
+    attempt: &Attempt,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let row = notifications::table
+        .filter(notifications::id.eq(id))
+        .filter(pending());
+    let changed = match attempt {
+        Attempt::Sent => diesel::update(row)
+            .set((
+                notifications::status.eq("sent"),
+                notifications::attempts.eq(attempts),
+                notifications::sent_at.eq(Some(now)),
+                notifications::locked_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?,
+        Attempt::Retry { error, retry_at } => {
+            diesel::update(row.filter(notifications::locked_until.eq(lease_until)))
+                .set((
+                    notifications::attempts.eq(attempts),
+                    notifications::last_error.eq(Some(error)),
+                    notifications::next_attempt_at.eq(retry_at),
+                    notifications::locked_until.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)?
+        }
+        Attempt::Dead { error } => {
+            diesel::update(row.filter(notifications::locked_until.eq(lease_until)))
+                .set((
+                    notifications::status.eq("dead"),
+                    notifications::attempts.eq(attempts),
+                    notifications::last_error.eq(Some(error)),
+                    notifications::locked_until.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)?
+        }
+    };
+    Ok(changed == 1)
+}
+
+/// Filters of the outbox listing; all optional, combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// `pending`, `sent` or `dead`.
+    pub status: Option<String>,
+    /// Kind (`accepted`, …).
+    pub kind: Option<String>,
+    /// The request it is about.
+    pub request_id: Option<String>,
+}
+
+/// The outbox, newest first: mails about requests with a task for `unit` (the service centre
+/// also sees every `awaiting_arbitration` mail: it arbitrates returns), or every mail when
+/// `unit` is `None`; matching `filters`, after the id `after`; and how many match in all.
+pub fn list(
+    conn: &mut DbConnection,
+    unit: Option<crate::domain::UnitCode>,
+    filters: &Filters,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<(Vec<NotificationRow>, i64)> {
+    use super::schema::tasks;
+    type Backend = <DbConnection as Connection>::Backend;
+
+    let filtered = || {
+        let mut query = notifications::table.into_boxed::<Backend>();
+        if let Some(unit) = unit {
+            let about_unit = notifications::request_id.eq_any(
+                tasks::table
+                    .filter(tasks::unit.eq(unit.as_str()))
+                    .select(tasks::request_id.nullable()),
+            );
+            query = if unit == crate::domain::UnitCode::ServiceCenter {
+                query.filter(about_unit.or(notifications::kind.eq("awaiting_arbitration")))
+            } else {
+                query.filter(about_unit)
+            };
+        }
+        if let Some(status) = &filters.status {
+            query = query.filter(notifications::status.eq(status.clone()));
+        }
+        if let Some(kind) = &filters.kind {
+            query = query.filter(notifications::kind.eq(kind.clone()));
+        }
+        if let Some(request_id) = &filters.request_id {
+            query = query.filter(notifications::request_id.eq(request_id.clone()));
+        }
+        query
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let mut page = filtered();
+    if let Some(after) = after {
+        page = page.filter(notifications::id.lt(after.to_string()));
+    }
+    let rows = page
+        .order(notifications::id.desc())
+        .limit(limit)
+        .select(NotificationRow::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}

@@ -1,0 +1,338 @@
+//! What the centre tells people, and in which words: the notification texts, Chinese first and
+//! English second. Pure: the facts in, subject and body out. Who receives what is decided where
+//! the change happens (a lifecycle step, the detector, a rating), and the mail is written to the
+//! outbox in the same transaction.
+
+use serde::Serialize;
+
+use super::Catalog;
+
+/// The request a notice is about, as people know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct About {
+    /// The request's number, e.g. `PT20261127-000123`.
+    pub number: String,
+    /// The matter or bundle, in Chinese.
+    pub matter_zh: String,
+    /// The matter or bundle, in English.
+    pub matter_en: String,
+}
+
+impl About {
+    /// Request `number` of the matter or bundle `code`, named as the catalog names it (the code
+    /// itself when the catalog no longer has it).
+    pub fn of(catalog: &Catalog, number: &str, code: &str) -> Self {
+        let (matter_zh, matter_en) = match (catalog.matter(code), catalog.bundle(code)) {
+            (Some(m), _) => (m.name_zh.clone(), m.name_en.clone()),
+            (None, Some(b)) => (b.name_zh.clone(), b.name_en.clone()),
+            (None, None) => (code.to_string(), code.to_string()),
+        };
+        Self {
+            number: number.to_string(),
+            matter_zh,
+            matter_en,
+        }
+    }
+}
+
+/// One notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Message {
+    /// 受理: to the enterprise.
+    Accepted,
+    /// 不予受理, with the reason: to the enterprise.
+    NotAccepted {
+        /// Why.
+        reason: String,
+    },
+    /// 补正: every missing item in one notice, to the enterprise.
+    SupplementRequired {
+        /// Every missing item.
+        items: Vec<String>,
+    },
+    /// 延期 (Art. 42), with the reason: to the enterprise.
+    ExtensionGranted {
+        /// Working days added.
+        days: u32,
+        /// Why.
+        reason: String,
+    },
+    /// 决定: approved or denied (with the reason), to the enterprise.
+    Decided {
+        /// Approved (准予) or not (不予).
+        approved: bool,
+        /// Why, for a denial.
+        reason: Option<String>,
+    },
+    /// 办结: to the enterprise.
+    Completed,
+    /// A clock used its warning share: to the unit's supervisor.
+    ClockWarning {
+        /// Clock kind.
+        clock: String,
+        /// Unit it counts against.
+        unit: String,
+        /// Due time, local, `YYYY-MM-DD HH:MM`.
+        due_at: String,
+    },
+    /// A clock ran out: to the unit's supervisor.
+    ClockBreached {
+        /// Clock kind.
+        clock: String,
+        /// Unit it counts against.
+        unit: String,
+        /// Due time, local, `YYYY-MM-DD HH:MM`.
+        due_at: String,
+    },
+    /// 退单: a return awaits the service centre's arbitration.
+    AwaitingArbitration {
+        /// The unit that returned it.
+        from_unit: String,
+        /// Its reason.
+        reason: String,
+    },
+    /// A bad rating opened a rectification case: to the unit's supervisor.
+    RectificationOpened {
+        /// The rating, 1 or 2.
+        level: i32,
+        /// The enterprise's comment.
+        comment: String,
+    },
+    /// The rectification case closed: its outcome, to the enterprise.
+    RectificationClosed {
+        /// What was rectified.
+        note: String,
+    },
+}
+
+/// Chinese and English names of a clock kind.
+fn clock_names(kind: &str) -> (&'static str, &'static str) {
+    match kind {
+        "window_intake" => ("窗口受理时限", "window intake limit"),
+        "supplement_notice" => ("一次性告知时限", "supplement notice limit"),
+        "promised" => ("承诺时限", "promised limit"),
+        "statutory" => ("法定时限", "statutory limit"),
+        "delivery" => ("送达时限", "delivery limit"),
+        "rectification_contact" => ("整改联系时限", "rectification contact limit"),
+        "rectification" => ("整改时限", "rectification limit"),
+        _ => ("时限", "time limit"),
+    }
+}
+
+impl Message {
+    /// The stable kind, as stored and listed.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Accepted => "accepted",
+            Message::NotAccepted { .. } => "not_accepted",
+            Message::SupplementRequired { .. } => "supplement_required",
+            Message::ExtensionGranted { .. } => "extension_granted",
+            Message::Decided { approved: true, .. } => "approved",
+            Message::Decided {
+                approved: false, ..
+            } => "denied",
+            Message::Completed => "completed",
+            Message::ClockWarning { .. } => "clock_warning",
+            Message::ClockBreached { .. } => "clock_breached",
+            Message::AwaitingArbitration { .. } => "awaiting_arbitration",
+            Message::RectificationOpened { .. } => "rectification_opened",
+            Message::RectificationClosed { .. } => "rectification_closed",
+        }
+    }
+
+    /// Subject and plain-text body, Chinese first, English second.
+    pub fn render(&self, about: &About) -> (String, String) {
+        let n = &about.number;
+        let (mz, me) = (&about.matter_zh, &about.matter_en);
+        let (subject_zh, subject_en, zh, en) = match self {
+            Message::Accepted => (
+                "已受理".to_string(),
+                "accepted".to_string(),
+                format!("您的办件 {n}（{mz}）已受理，我们将在承诺时限内办理。"),
+                format!(
+                    "Your request {n} ({me}) has been accepted and will be handled within the promised time."
+                ),
+            ),
+            Message::NotAccepted { reason } => (
+                "不予受理".into(),
+                "not accepted".into(),
+                format!("您的办件 {n}（{mz}）不予受理。理由：{reason}"),
+                format!("Your request {n} ({me}) was not accepted. Reason: {reason}"),
+            ),
+            Message::SupplementRequired { items } => {
+                let list_zh: String = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| format!("\n  {}. {item}", i + 1))
+                    .collect();
+                (
+                    "请补正材料".into(),
+                    "materials required".into(),
+                    format!(
+                        "您的办件 {n}（{mz}）需要补正以下全部材料（一次性告知）：{list_zh}\n补齐后请通过原渠道提交。"
+                    ),
+                    format!(
+                        "Your request {n} ({me}) needs every one of these items (one notice):{list_zh}\nPlease supply them through the same channel."
+                    ),
+                )
+            }
+            Message::ExtensionGranted { days, reason } => (
+                "办理期限延长".into(),
+                "time limit extended".into(),
+                format!("您的办件 {n}（{mz}）经批准延长 {days} 个工作日。理由：{reason}"),
+                format!(
+                    "The time limit of your request {n} ({me}) was extended by {days} working days. Reason: {reason}"
+                ),
+            ),
+            Message::Decided { approved: true, .. } => (
+                "准予许可".into(),
+                "approved".into(),
+                format!("您的办件 {n}（{mz}）已作出准予决定。"),
+                format!("Your request {n} ({me}) has been approved."),
+            ),
+            Message::Decided {
+                approved: false,
+                reason,
+            } => {
+                let reason = reason.as_deref().unwrap_or("-");
+                (
+                    "不予许可".into(),
+                    "denied".into(),
+                    format!("您的办件 {n}（{mz}）未获准予。理由：{reason}"),
+                    format!("Your request {n} ({me}) has been denied. Reason: {reason}"),
+                )
+            }
+            Message::Completed => (
+                "已办结".into(),
+                "completed".into(),
+                format!("您的办件 {n}（{mz}）已办结。欢迎对本次服务作出评价（好差评）。"),
+                format!(
+                    "Your request {n} ({me}) is completed. You are welcome to rate the service."
+                ),
+            ),
+            Message::ClockWarning {
+                clock,
+                unit,
+                due_at,
+            } => {
+                let (kz, ke) = clock_names(clock);
+                (
+                    format!("{kz}预警"),
+                    format!("{ke} warning"),
+                    format!("办件 {n}（{mz}）的{kz}即将届满（{due_at}），责任单位：{unit}。"),
+                    format!(
+                        "The {ke} of request {n} ({me}) is about to run out ({due_at}); responsible unit: {unit}."
+                    ),
+                )
+            }
+            Message::ClockBreached {
+                clock,
+                unit,
+                due_at,
+            } => {
+                let (kz, ke) = clock_names(clock);
+                (
+                    format!("{kz}已超期"),
+                    format!("{ke} breached"),
+                    format!(
+                        "办件 {n}（{mz}）的{kz}已于 {due_at} 届满，尚未办结。责任单位：{unit}。"
+                    ),
+                    format!(
+                        "The {ke} of request {n} ({me}) ran out at {due_at}; responsible unit: {unit}."
+                    ),
+                )
+            }
+            Message::AwaitingArbitration { from_unit, reason } => (
+                "退单待协调".into(),
+                "return awaiting arbitration".into(),
+                format!("办件 {n}（{mz}）被 {from_unit} 退单，理由：{reason}。请协调改派。"),
+                format!(
+                    "Request {n} ({me}) was returned by {from_unit}: {reason}. Please arbitrate and re-route it."
+                ),
+            ),
+            Message::RectificationOpened { level, comment } => (
+                "差评整改".into(),
+                "rectification after a bad rating".into(),
+                format!(
+                    "办件 {n}（{mz}）收到差评（{level} 分）：{comment}\n请于 1 个工作日内联系企业，15 个工作日内整改。"
+                ),
+                format!(
+                    "Request {n} ({me}) was rated {level}: {comment}\nContact the enterprise within the contact limit and rectify within the rectification limit."
+                ),
+            ),
+            Message::RectificationClosed { note } => (
+                "差评整改结果".into(),
+                "outcome of your rating".into(),
+                format!("您对办件 {n}（{mz}）的评价已处理。整改情况：{note}"),
+                format!("Your rating of request {n} ({me}) has been handled. Outcome: {note}"),
+            ),
+        };
+        (
+            format!("【马上办】{n} {subject_zh} / {subject_en}"),
+            format!(
+                "{zh}\n\n{en}\n\n——\n普陀区政务服务中心 马上办\nPutuo District Government Service Centre\n"
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn about() -> About {
+        About {
+            number: "PT20261127-000001".into(),
+            matter_zh: "企业设立登记".into(),
+            matter_en: "Business establishment registration".into(),
+        }
+    }
+
+    #[test]
+    fn chinese_comes_first_then_english() {
+        let (subject, body) = Message::Accepted.render(&about());
+        assert_eq!(subject, "【马上办】PT20261127-000001 已受理 / accepted");
+        let zh = body.find("已受理").unwrap();
+        let en = body.find("has been accepted").unwrap();
+        assert!(zh < en);
+    }
+
+    #[test]
+    fn a_supplement_notice_lists_every_item() {
+        let message = Message::SupplementRequired {
+            items: vec!["租赁合同".into(), "身份证复印件".into()],
+        };
+        let (_, body) = message.render(&about());
+        assert!(body.contains("1. 租赁合同"));
+        assert!(body.contains("2. 身份证复印件"));
+        assert_eq!(message.kind(), "supplement_required");
+    }
+
+    #[test]
+    fn decisions_name_the_outcome_and_a_denial_its_reason() {
+        let denied = Message::Decided {
+            approved: false,
+            reason: Some("材料不实".into()),
+        };
+        assert_eq!(denied.kind(), "denied");
+        assert!(denied.render(&about()).1.contains("材料不实"));
+        let approved = Message::Decided {
+            approved: true,
+            reason: None,
+        };
+        assert_eq!(approved.kind(), "approved");
+    }
+
+    #[test]
+    fn clock_notices_name_the_clock_and_the_unit() {
+        let message = Message::ClockBreached {
+            clock: "statutory".into(),
+            unit: "market".into(),
+            due_at: "2026-12-01 17:00".into(),
+        };
+        let (subject, body) = message.render(&about());
+        assert!(subject.contains("法定时限已超期"));
+        assert!(body.contains("market") && body.contains("2026-12-01 17:00"));
+    }
+}

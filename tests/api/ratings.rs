@@ -1,0 +1,360 @@
+//! The good/bad rating loop end to end: rate, a bad rating opens a rectification case with its
+//! clocks, the unit contacts the enterprise, the supervisor closes it with a note, and the
+//! enterprise is told — each step audited and its mails in the outbox.
+
+use diesel::prelude::*;
+use mashangban::auth::Actor;
+use mashangban::db::{self, DatabaseUrl, DbConnection};
+use mashangban::domain::{UnitCode, Uscc};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, problem};
+use crate::on_both_backends;
+use crate::requests::{USCC_B, matter_body};
+
+fn connect(app: &TestApp) -> DbConnection {
+    let url = DatabaseUrl::parse(&app.settings.database.url).unwrap();
+    db::establish(&url, &app.settings.database).unwrap()
+}
+
+async fn submit(app: &TestApp, matter: &str) -> String {
+    let response = app
+        .client
+        .post(app.url("/api/v1/requests"))
+        .bearer_auth(app.enterprise_token())
+        .json(&matter_body(matter))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_string()
+}
+
+async fn step(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    read: &str,
+    body: Value,
+) -> reqwest::Response {
+    let current = app.get(read, Some(&app.admin_token())).await;
+    let etag = current.headers()["etag"].to_str().unwrap().to_string();
+    app.client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("If-Match", etag)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn act(app: &TestApp, token: &str, id: &str, body: Value) {
+    let response = step(
+        app,
+        token,
+        &format!("/api/v1/requests/{id}/actions"),
+        &format!("/api/v1/requests/{id}"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{body}");
+}
+
+async fn rate(app: &TestApp, token: &str, id: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/api/v1/requests/{id}/rating")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// (kind, recipient) of the outbox rows about `request_id`.
+fn outbox(app: &TestApp, request_id: &str) -> Vec<(String, String)> {
+    use mashangban::db::schema::notifications;
+    notifications::table
+        .filter(notifications::request_id.eq(request_id))
+        .order(notifications::created_at)
+        .select((notifications::kind, notifications::recipient))
+        .load(&mut connect(app))
+        .unwrap()
+}
+
+async fn a_bad_rating_is_rectified_and_the_enterprise_told(app: &TestApp) {
+    let id = submit(app, "tax.registration").await;
+    let clerk = app.clerk_token(UnitCode::Tax);
+    let enterprise = app.enterprise_token();
+
+    // Not finished yet: nothing to rate.
+    let response = rate(
+        app,
+        &enterprise,
+        &id,
+        json!({"level": 1, "comment": "slow"}),
+    )
+    .await;
+    let body = problem(response, 409).await;
+    assert_eq!(body["code"], "action_not_allowed");
+    assert_eq!(body["state"], "submitted");
+
+    act(app, &clerk, &id, json!({"action": "call"})).await;
+    act(
+        app,
+        &clerk,
+        &id,
+        json!({"action": "refuse", "reason": "not a tax matter of this district"}),
+    )
+    .await;
+
+    // Only the owner rates, 1 to 5.
+    let response = rate(app, &clerk, &id, json!({"level": 5})).await;
+    assert_eq!(problem(response, 403).await["code"], "forbidden");
+    let other = app.token(Actor::Enterprise(Uscc::parse(USCC_B).unwrap()));
+    let response = rate(app, &other, &id, json!({"level": 5})).await;
+    assert_eq!(problem(response, 404).await["code"], "not_found");
+    let response = rate(app, &enterprise, &id, json!({"level": 7})).await;
+    assert_eq!(
+        problem(response, 422).await["errors"][0]["pointer"],
+        "/level"
+    );
+    let long = "差".repeat(1001);
+    let response = rate(app, &enterprise, &id, json!({"level": 1, "comment": long})).await;
+    assert_eq!(
+        problem(response, 422).await["errors"][0]["pointer"],
+        "/comment"
+    );
+
+    let response = rate(
+        app,
+        &enterprise,
+        &id,
+        json!({"level": 1, "comment": "窗口态度差，等了两个小时"}),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let rated: Value = response.json().await.unwrap();
+    assert_eq!(rated["level"], 1);
+    assert_eq!(rated["label"], "非常不满意");
+    assert_eq!(rated["unit"], "tax");
+    let case = &rated["rectification"];
+    assert_eq!(case["status"], "open");
+    assert_eq!(case["unit"], "tax");
+    let clocks = case["clocks"].as_array().unwrap();
+    let kinds: Vec<&str> = clocks.iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 2);
+    assert!(kinds.contains(&"rectification_contact") && kinds.contains(&"rectification"));
+    for clock in clocks {
+        assert_eq!(clock["state"], "running");
+    }
+    let target = |kind: &str| clocks.iter().find(|c| c["kind"] == kind).unwrap()["target"].clone();
+    assert_eq!(target("rectification_contact"), "1 working_days");
+    assert_eq!(target("rectification"), "15 working_days");
+    let case_id = case["id"].as_str().unwrap().to_string();
+
+    // One rating per request.
+    let response = rate(app, &enterprise, &id, json!({"level": 5})).await;
+    assert_eq!(problem(response, 409).await["code"], "already_rated");
+
+    // Listed for tax, not for market; not for enterprises.
+    let tax_supervisor = app.token(Actor::Supervisor(Some(UnitCode::Tax)));
+    let listed: Value = app
+        .get("/api/v1/rectifications?status=open", Some(&tax_supervisor))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 1);
+    assert_eq!(listed["items"][0]["id"], case_id.as_str());
+    let market_supervisor = app.token(Actor::Supervisor(Some(UnitCode::Market)));
+    let listed: Value = app
+        .get("/api/v1/rectifications", Some(&market_supervisor))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 0);
+    let response = app
+        .get(
+            &format!("/api/v1/rectifications/{case_id}"),
+            Some(&market_supervisor),
+        )
+        .await;
+    assert_eq!(problem(response, 404).await["code"], "not_found");
+    let response = app.get("/api/v1/rectifications", Some(&enterprise)).await;
+    assert_eq!(problem(response, 403).await["code"], "forbidden");
+    let response = app
+        .get(
+            "/api/v1/rectifications?status=pending",
+            Some(&tax_supervisor),
+        )
+        .await;
+    assert_eq!(
+        problem(response, 422).await["errors"][0]["pointer"],
+        "status"
+    );
+
+    // The unit contacts the enterprise; then only a supervisor closes, with a note.
+    let case_path = format!("/api/v1/rectifications/{case_id}");
+    let response = step(
+        app,
+        &clerk,
+        &format!("{case_path}/contact"),
+        &case_path,
+        json!({"note": "电话联系企业，致歉并说明退件原因"}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let contacted: Value = response.json().await.unwrap();
+    assert_eq!(contacted["status"], "contacted");
+    let contact_clock = contacted["clocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "rectification_contact")
+        .unwrap();
+    assert_eq!(contact_clock["state"], "met");
+    let response = step(
+        app,
+        &clerk,
+        &format!("{case_path}/close"),
+        &case_path,
+        json!({"note": "done"}),
+    )
+    .await;
+    assert_eq!(problem(response, 403).await["code"], "forbidden");
+    let response = step(
+        app,
+        &tax_supervisor,
+        &format!("{case_path}/close"),
+        &case_path,
+        json!({"note": "  "}),
+    )
+    .await;
+    assert_eq!(
+        problem(response, 422).await["errors"][0]["pointer"],
+        "/note"
+    );
+    let response = app
+        .client
+        .post(app.url(&format!("{case_path}/close")))
+        .bearer_auth(&tax_supervisor)
+        .header("If-Match", "\"r1\"")
+        .json(&json!({"note": "stale"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(response, 412).await["code"], "precondition_failed");
+    let response = step(
+        app,
+        &tax_supervisor,
+        &format!("{case_path}/close"),
+        &case_path,
+        json!({"note": "窗口增设引导员，退件原因当场书面告知"}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let closed: Value = response.json().await.unwrap();
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(
+        closed["closing_note"],
+        "窗口增设引导员，退件原因当场书面告知"
+    );
+    for clock in closed["clocks"].as_array().unwrap() {
+        assert_eq!(clock["state"], "met", "{clock}");
+    }
+    let response = step(
+        app,
+        &tax_supervisor,
+        &format!("{case_path}/close"),
+        &case_path,
+        json!({"note": "again"}),
+    )
+    .await;
+    assert_eq!(problem(response, 409).await["state"], "closed");
+
+    // Mails: refusal and outcome to the enterprise, the case to tax's supervisor.
+    let mails = outbox(app, &id);
+    let has = |kind: &str, to: &str| mails.iter().any(|(k, r)| k == kind && r == to);
+    assert!(has("not_accepted", "office@example.com"), "{mails:?}");
+    assert!(
+        has("rectification_opened", "supervisor.tax@putuo.sh.gov.cn"),
+        "{mails:?}"
+    );
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|(k, _)| k == "rectification_closed")
+            .count(),
+        1,
+        "{mails:?}"
+    );
+
+    // Every step is in the trail, and the chain holds.
+    let events: Value = app
+        .get(
+            &format!("/api/v1/requests/{id}/events"),
+            Some(&app.admin_token()),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "rate",
+        "rectification.opened",
+        "rectification.contacted",
+        "rectification.closed",
+    ] {
+        assert_eq!(
+            actions.iter().filter(|a| **a == expected).count(),
+            1,
+            "{expected} in {actions:?}"
+        );
+    }
+    let verified: Value = app
+        .get("/api/v1/audit/verify", Some(&app.admin_token()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verified["status"], "ok");
+}
+
+async fn a_good_rating_opens_nothing(app: &TestApp) {
+    let id = submit(app, "tax.registration").await;
+    let clerk = app.clerk_token(UnitCode::Tax);
+    act(app, &clerk, &id, json!({"action": "call"})).await;
+    act(
+        app,
+        &clerk,
+        &id,
+        json!({"action": "refuse", "reason": "duplicate"}),
+    )
+    .await;
+    let response = rate(app, &app.enterprise_token(), &id, json!({"level": 4})).await;
+    assert_eq!(response.status(), 201);
+    let rated: Value = response.json().await.unwrap();
+    assert_eq!(rated["label"], "满意");
+    assert!(rated["rectification"].is_null());
+    let listed: Value = app
+        .get("/api/v1/rectifications", Some(&app.admin_token()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 0);
+}
+
+on_both_backends!(
+    a_bad_rating_is_rectified_and_the_enterprise_told,
+    a_good_rating_opens_nothing,
+);

@@ -1,0 +1,272 @@
+//! A real SMTP server for the mail tests: listens on 127.0.0.1, speaks enough ESMTP for lettre
+//! (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), records every mail it accepts, and can be
+//! stopped (the port then refuses connections) and started again on the same port.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// One mail as the server received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// `MAIL FROM` address.
+    pub from: String,
+    /// `RCPT TO` addresses.
+    pub to: Vec<String>,
+    /// The message, dot-unstuffed, CRLF line ends.
+    pub data: Vec<u8>,
+}
+
+impl Received {
+    /// The parsed message.
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(&self.data)
+            .expect("a parsable mail")
+    }
+
+    /// The raw value of header `name` (first occurrence), unfolded and trimmed.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.data);
+        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+        let mut found: Option<String> = None;
+        for line in head.split("\r\n") {
+            if line.starts_with([' ', '\t']) {
+                if let Some(value) = found.as_mut() {
+                    value.push_str(line.trim_start());
+                    continue;
+                }
+            } else if found.is_some() {
+                break;
+            }
+            if let Some((key, value)) = line.split_once(':') {
+                if key.eq_ignore_ascii_case(name) {
+                    found = Some(value.trim().to_string());
+                }
+            }
+        }
+        found
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    received: Mutex<Vec<Received>>,
+    rejected: Mutex<HashSet<String>>,
+}
+
+/// The running (or stopped) server.
+pub struct SmtpSink {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    running: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl SmtpSink {
+    /// Starts on a free port of 127.0.0.1.
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the SMTP sink");
+        let addr = listener.local_addr().unwrap();
+        let mut sink = Self {
+            addr,
+            shared: Arc::default(),
+            running: None,
+        };
+        sink.serve(listener);
+        sink
+    }
+
+    /// The port it listens on (the same across restarts).
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Stops listening and drops open connections: connections to the port are refused.
+    pub fn stop(&mut self) {
+        if let Some((stop, thread)) = self.running.take() {
+            stop.store(true, Ordering::SeqCst);
+            thread.join().expect("the sink's accept loop ends");
+        }
+    }
+
+    /// Listens again on the same port.
+    pub fn restart(&mut self) {
+        assert!(self.running.is_none(), "restart a stopped sink only");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(self.addr) {
+                Ok(listener) => break listener,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("SMTP sink: port {} not free yet ({e})", self.addr.port());
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        };
+        self.serve(listener);
+    }
+
+    /// Answers `550` to `RCPT TO:<address>` from now on.
+    pub fn reject(&self, address: &str) {
+        self.shared
+            .rejected
+            .lock()
+            .unwrap()
+            .insert(address.to_ascii_lowercase());
+    }
+
+    /// Every mail accepted so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (shared, flag) = (self.shared.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut sessions = Vec::new();
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let (shared, flag) = (shared.clone(), flag.clone());
+                        sessions.push(std::thread::spawn(move || {
+                            // A broken session is the client's problem; the sink goes on.
+                            let _ = session(stream, &shared, &flag);
+                        }));
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(e) => panic!("SMTP sink accept: {e}"),
+                }
+            }
+            // The listener closes here; sessions see the flag within their read timeout.
+            drop(listener);
+            for session in sessions {
+                let _ = session.join();
+            }
+        });
+        self.running = Some((stop, thread));
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Reads one CRLF line, waking every 50 ms to see whether the sink is stopping.
+fn read_line(
+    reader: &mut BufReader<TcpStream>,
+    line: &mut String,
+    stop: &AtomicBool,
+) -> std::io::Result<bool> {
+    line.clear();
+    let mut bytes = Vec::new();
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        match reader.read_until(b'\n', &mut bytes) {
+            Ok(0) => return Ok(false),
+            Ok(_) if bytes.ends_with(b"\n") => {
+                *line = String::from_utf8_lossy(&bytes).into_owned();
+                return Ok(true);
+            }
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One SMTP session.
+fn session(stream: TcpStream, shared: &Shared, stop: &AtomicBool) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_millis(50)))?;
+    let mut out = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut reply = |text: &str| out.write_all(format!("{text}\r\n").as_bytes());
+    reply("220 sink.test ESMTP mashangban test sink")?;
+    let (mut from, mut to) = (None::<String>, Vec::<String>::new());
+    let mut line = String::new();
+    while read_line(&mut reader, &mut line, stop)? {
+        let command = line.trim_end().to_string();
+        let verb = command
+            .split([' ', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        match verb.as_str() {
+            "EHLO" => reply("250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8")?,
+            "HELO" => reply("250 sink.test")?,
+            "MAIL" => {
+                from = Some(address(&command));
+                to.clear();
+                reply("250 OK")?;
+            }
+            "RCPT" => {
+                let rcpt = address(&command);
+                if shared
+                    .rejected
+                    .lock()
+                    .unwrap()
+                    .contains(&rcpt.to_ascii_lowercase())
+                {
+                    reply("550 5.1.1 no such mailbox")?;
+                } else {
+                    to.push(rcpt);
+                    reply("250 OK")?;
+                }
+            }
+            "DATA" if from.is_some() && !to.is_empty() => {
+                reply("354 end with <CRLF>.<CRLF>")?;
+                let mut data = Vec::new();
+                loop {
+                    if !read_line(&mut reader, &mut line, stop)? {
+                        return Ok(()); // cut off mid-message: nothing was accepted
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    let unstuffed = line.strip_prefix('.').unwrap_or(&line);
+                    data.extend_from_slice(unstuffed.as_bytes());
+                }
+                shared.received.lock().unwrap().push(Received {
+                    from: from.take().unwrap_or_default(),
+                    to: std::mem::take(&mut to),
+                    data,
+                });
+                reply("250 OK queued")?;
+            }
+            "DATA" => reply("503 5.5.1 MAIL and RCPT first")?,
+            "RSET" => {
+                from = None;
+                to.clear();
+                reply("250 OK")?;
+            }
+            "NOOP" => reply("250 OK")?,
+            "QUIT" => {
+                reply("221 bye")?;
+                return Ok(());
+            }
+            _ => reply("502 5.5.2 command not implemented")?,
+        }
+    }
+    Ok(())
+}
+
+/// The address between `<` and `>` of a `MAIL FROM` or `RCPT TO` command.
+fn address(command: &str) -> String {
+    command
+        .split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map(|(address, _)| address.to_string())
+        .unwrap_or_default()
+}
