@@ -715,4 +715,21 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn mail_keys_come_from_the_environment_and_are_checked() {
+        assert_eq!(env_key_to_path("MAIL_HOST"), "mail.host");
+        assert_eq!(env_key_to_path("MAIL_MAX_ATTEMPTS"), "mail.max_attempts");
+        let settings = Settings::defaults();
+        assert!(settings.mail.host.is_empty() && settings.mail.worker);
+        assert_eq!(settings.mail.tls, MailTls::Starttls);
+        let err = load_with("[mail]\ntls = \"ssl\"").unwrap_err().to_string();
+        assert!(err.contains("mail.tls"), "{err}");
+        let err = load_with("[mail]\nfrom = \"nobody\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mail.from"), "{err}");
+        let secret = load_with("[mail]\nusername = \"u\"\npassword = \"hunter2-smtp\"").unwrap();
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
 }

@@ -129,7 +129,7 @@ pub fn change_day(
             },
         )?;
         apply(&mut calendar, &row);
-        let moved = clocks::follow_calendar(conn, &calendar, warn_percent, change.at)?;
+        let moved = clocks::follow_calendar(conn, &calendar, change.date, warn_percent, change.at)?;
         Ok((previous, moved))
     })?;
     // Committed: a failed reload only delays this instance until its next one.

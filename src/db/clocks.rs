@@ -5,7 +5,7 @@
 //! Every change of a clock is an audit event (`clock.started`, `clock.paused`, …) appended in
 //! the same transaction as the change.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 
@@ -119,12 +119,12 @@ pub fn from_row(row: &ClockRow) -> Result<Clock, ApiError> {
     })
 }
 
-/// Stores every mutable column of `row`. `expected_check_at`, when given, makes the update
-/// conditional on the clock not having changed since it was read (the worker's guard).
+/// Stores every mutable column of `row`, but only if the stored clock still has the `guard`'s
+/// state and `check_at` (as read): false when someone changed it first.
 fn save(
     conn: &mut DbConnection,
     row: &ClockRow,
-    guard: Option<(&str, Option<NaiveDateTime>)>,
+    guard: (&str, Option<NaiveDateTime>),
 ) -> QueryResult<bool> {
     let changes = (
         clocks::state.eq(&row.state),
@@ -149,10 +149,7 @@ fn save(
         ),
     );
     let updated = match guard {
-        None => diesel::update(clocks::table.find(&row.id))
-            .set(changes)
-            .execute(conn)?,
-        Some((state, check_at)) => diesel::update(
+        (state, Some(check_at)) => diesel::update(
             clocks::table
                 .find(&row.id)
                 .filter(clocks::state.eq(state))
@@ -160,8 +157,62 @@ fn save(
         )
         .set(changes)
         .execute(conn)?,
+        (state, None) => diesel::update(
+            clocks::table
+                .find(&row.id)
+                .filter(clocks::state.eq(state))
+                .filter(clocks::check_at.is_null()),
+        )
+        .set(changes)
+        .execute(conn)?,
     };
     Ok(updated == 1)
+}
+
+/// Reads nothing, writes `row` changed by `change` — but only if the clock is still as read
+/// (state and `check_at`): on PostgreSQL the detector or another step may change it between
+/// our read and our write. Then it reads the clock again and applies `change` to what it is
+/// now (up to three times). Returns the stored row, the state before and the changes; `None`
+/// when `change` changes nothing.
+fn guarded(
+    conn: &mut DbConnection,
+    row: ClockRow,
+    mut change: impl FnMut(ClockRow) -> Result<Option<(ClockRow, Vec<Change>)>, ApiError>,
+) -> Result<Option<(ClockRow, ClockState, Vec<Change>)>, ApiError> {
+    let mut current = row;
+    for _ in 0..3 {
+        let before: ClockState = current.state.parse().unwrap_or(ClockState::Pending);
+        let guard = (current.state.clone(), current.check_at);
+        let Some((row, changes)) = change(current.clone())? else {
+            return Ok(None);
+        };
+        if save(conn, &row, (&guard.0, guard.1))? {
+            return Ok(Some((row, before, changes)));
+        }
+        current = clocks::table
+            .find(&current.id)
+            .select(ClockRow::as_select())
+            .first(conn)?;
+    }
+    // The whole transaction rolls back; the caller may simply try again.
+    Err(ApiError::internal(format!(
+        "clock {} kept changing under the step",
+        current.id
+    )))
+}
+
+/// Applies a clock operation to a row: the row to store and the changes, or `None`.
+fn with_clock(
+    mut row: ClockRow,
+    operate: impl FnOnce(&mut Clock) -> Result<Vec<Change>, ApiError>,
+) -> Result<Option<(ClockRow, Vec<Change>)>, ApiError> {
+    let mut clock = from_row(&row)?;
+    let changes = operate(&mut clock)?;
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    write(&mut row, &clock);
+    Ok(Some((row, changes)))
 }
 
 /// The audit event of one clock change.
@@ -244,7 +295,7 @@ pub fn on_step(
         .select(ClockRow::as_select())
         .load(conn)?;
     let mut events = Vec::new();
-    for mut row in rows {
+    for row in rows {
         let touched = match step.which {
             Which::All => true,
             Which::RequestOnly => row.task_id.is_none(),
@@ -253,44 +304,19 @@ pub fn on_step(
         if !touched {
             continue;
         }
-        let mut clock = from_row(&row)?;
-        let before = clock.state;
-        let mut changes = Vec::new();
-        if let Some((unit, returned_at)) = step.returned {
-            changes.extend(clock.charge_return(rules, unit, returned_at, now));
-        }
-        let joint = step.joint && row.task_id.is_none();
-        if let Some(reaction) = clock::reaction(step.action, clock.kind, joint, step.detail) {
-            let change = clock
-                .react(&reaction, rules, now)
-                .map_err(ApiError::internal)?;
-            changes.extend(change);
-            // A step taken after the due time finds the breach the worker has not marked yet.
-            if matches!(reaction, Reaction::Resume | Reaction::Extend(_)) {
-                changes.extend(clock.detect(now));
+        if let Some((row, before, changes)) =
+            guarded(conn, row, |row| react_row(row, step, rules, now))?
+        {
+            for change in &changes {
+                events.push(event(
+                    &row,
+                    before,
+                    change,
+                    step.actor,
+                    Some(step.action),
+                    now,
+                ));
             }
-        }
-        let moved_unit = match (step.new_unit, &row.task_id) {
-            (Some(unit), None) if clock.is_open() && row.unit != unit => {
-                row.unit = unit.to_string();
-                true
-            }
-            _ => false,
-        };
-        if changes.is_empty() && !moved_unit {
-            continue;
-        }
-        write(&mut row, &clock);
-        save(conn, &row, None)?;
-        for change in &changes {
-            events.push(event(
-                &row,
-                before,
-                change,
-                step.actor,
-                Some(step.action),
-                now,
-            ));
         }
     }
     Ok(events)
@@ -314,24 +340,74 @@ pub fn stop_kinds(
         .select(ClockRow::as_select())
         .load(conn)?;
     let mut events = Vec::new();
-    for mut row in rows {
-        let mut clock = from_row(&row)?;
-        let before = clock.state;
-        if let Some(change) = clock.stop(rules, now).map_err(ApiError::internal)? {
-            write(&mut row, &clock);
-            save(conn, &row, None)?;
-            events.push(event(&row, before, &change, actor, None, now));
+    for row in rows {
+        let stopped = guarded(conn, row, |row| {
+            with_clock(row, |clock| {
+                Ok(clock
+                    .stop(rules, now)
+                    .map_err(ApiError::internal)?
+                    .into_iter()
+                    .collect())
+            })
+        })?;
+        if let Some((row, before, changes)) = stopped {
+            for change in &changes {
+                events.push(event(&row, before, change, actor, None, now));
+            }
         }
     }
     Ok(events)
 }
 
+/// What `step` does to one clock: the row as it should be stored and the changes, or `None`
+/// when nothing changes.
+fn react_row(
+    mut row: ClockRow,
+    step: &ClockStep<'_>,
+    rules: Rules<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<(ClockRow, Vec<Change>)>, ApiError> {
+    let mut clock = from_row(&row)?;
+    let mut changes = Vec::new();
+    if let Some((unit, returned_at)) = step.returned {
+        changes.extend(clock.charge_return(rules, unit, returned_at, now));
+    }
+    let joint = step.joint && row.task_id.is_none();
+    if let Some(reaction) = clock::reaction(step.action, clock.kind, joint, step.detail) {
+        let change = clock
+            .react(&reaction, rules, now)
+            .map_err(ApiError::internal)?;
+        changes.extend(change);
+        // A step taken after the due time finds the breach the detector has not marked yet.
+        if matches!(reaction, Reaction::Resume | Reaction::Extend(_)) {
+            changes.extend(clock.detect(now));
+        }
+    }
+    let moved_unit = match (step.new_unit, &row.task_id) {
+        (Some(unit), None) if clock.is_open() && row.unit != unit => {
+            row.unit = unit.to_string();
+            true
+        }
+        _ => false,
+    };
+    if changes.is_empty() && !moved_unit {
+        return Ok(None);
+    }
+    write(&mut row, &clock);
+    Ok(Some((row, changes)))
+}
+
 /// Recomputes the due and warning times of every running clock after a calendar change, in
 /// the caller's transaction, and records each moved clock in the audit trail. Returns how
 /// many clocks moved.
+///
+/// Only clocks the changed `day` can affect are read: running working-time clocks that started
+/// before the day ended and fall due after it began (a day of margin either side for time
+/// zones). Every due time is recomputed from the clock's stored facts.
 pub fn follow_calendar(
     conn: &mut DbConnection,
     calendar: &Calendar,
+    day: NaiveDate,
     warn_percent: u32,
     now: DateTime<Utc>,
 ) -> Result<usize, ApiError> {
@@ -339,29 +415,35 @@ pub fn follow_calendar(
         calendar,
         warn_percent,
     };
+    let from = (day - TimeDelta::days(1)).and_time(NaiveTime::MIN);
+    let to = (day + TimeDelta::days(2)).and_time(NaiveTime::MIN);
     let rows: Vec<ClockRow> = clocks::table
         .filter(clocks::state.eq(ClockState::Running.as_str()))
         .filter(clocks::stopped_at.is_null())
+        .filter(clocks::due_at.ge(from))
+        .filter(clocks::started_at.lt(to))
         .filter(clocks::target.not_like("PT%"))
         .select(ClockRow::as_select())
         .load(conn)?;
     let mut events = Vec::new();
-    for mut row in rows {
-        let mut clock = from_row(&row)?;
-        let before = clock.state;
-        let mut changes: Vec<Change> = clock
-            .follow(rules)
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .collect();
-        if changes.is_empty() {
-            continue;
-        }
-        changes.extend(clock.detect(now));
-        write(&mut row, &clock);
-        save(conn, &row, None)?;
-        for change in &changes {
-            events.push(event(&row, before, change, ENGINE, None, now));
+    for row in rows {
+        let followed = guarded(conn, row, |row| {
+            with_clock(row, |clock| {
+                let mut changes: Vec<Change> = clock
+                    .follow(rules)
+                    .map_err(ApiError::internal)?
+                    .into_iter()
+                    .collect();
+                if !changes.is_empty() {
+                    changes.extend(clock.detect(now));
+                }
+                Ok(changes)
+            })
+        })?;
+        if let Some((row, before, changes)) = followed {
+            for change in &changes {
+                events.push(event(&row, before, change, ENGINE, None, now));
+            }
         }
     }
     let moved = events
@@ -403,7 +485,7 @@ pub fn detect_due(
             let before = clock.state;
             let changes = clock.detect(now);
             write(&mut row, &clock);
-            if !save(conn, &row, Some((&state, check_at)))? {
+            if !save(conn, &row, (&state, check_at))? {
                 continue; // another instance or a step got there first
             }
             for change in changes {
@@ -526,19 +608,22 @@ fn deem_accepted(
         .filter(clocks::state.eq(ClockState::Pending.as_str()))
         .select(ClockRow::as_select())
         .load(conn)?;
-    for mut row in rows {
-        let mut clock = from_row(&row)?;
-        let before = clock.state;
-        let mut changes: Vec<Change> = clock
-            .start(rules, utc(received))
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .collect();
-        changes.extend(clock.detect(now));
-        write(&mut row, &clock);
-        save(conn, &row, None)?;
-        for change in &changes {
-            events.push(event(&row, before, change, ENGINE, None, now));
+    for row in rows {
+        let started = guarded(conn, row, |row| {
+            with_clock(row, |clock| {
+                let mut changes: Vec<Change> = clock
+                    .start(rules, utc(received))
+                    .map_err(ApiError::internal)?
+                    .into_iter()
+                    .collect();
+                changes.extend(clock.detect(now));
+                Ok(changes)
+            })
+        })?;
+        if let Some((row, before, changes)) = started {
+            for change in &changes {
+                events.push(event(&row, before, change, ENGINE, None, now));
+            }
         }
     }
     Ok(events)

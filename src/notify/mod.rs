@@ -66,8 +66,8 @@ impl Mailer {
 
     /// Takes mail `id` if it is still free, sends it, and records the outcome. Blocking: runs on
     /// the blocking pool. A pooled connection is taken for the claim and again for the record,
-    /// never held while the mail is on the wire. `None` when another sender had it.
-    fn attempt(&self, database: &Database, id: &str) -> Result<Option<Attempt>, String> {
+    /// never held while the mail is on the wire. Does nothing when another sender has it.
+    fn attempt(&self, database: &Database, id: &str) -> Result<(), String> {
         let now = Utc::now().trunc_subsecs(6);
         let lease_until = (now + self.lease()).naive_utc();
         let row = {
@@ -76,7 +76,7 @@ impl Mailer {
                 .map_err(|e| e.to_string())?
         };
         let Some(row) = row else {
-            return Ok(None);
+            return Ok(());
         };
         let outcome = message(&row, &self.from).and_then(|mail| self.transport.send(&mail));
         let done = Utc::now().trunc_subsecs(6);
@@ -93,7 +93,7 @@ impl Mailer {
         )
         .map_err(|e| e.to_string())?;
         log(&row, attempts, &attempt, recorded);
-        Ok(Some(attempt))
+        Ok(())
     }
 
     /// What attempt number `attempts` with `outcome`, ending at `now`, means for the row.
@@ -177,7 +177,7 @@ pub async fn deliver(database: Database, mailer: Mailer) {
         for id in ids {
             let (sender, db) = (mailer.clone(), database.clone());
             match web::block(move || sender.attempt(&db, &id)).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(())) => {}
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "mail delivery could not use the database; retrying");
                     actix_web::rt::time::sleep(tick).await;
@@ -185,6 +185,7 @@ pub async fn deliver(database: Database, mailer: Mailer) {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "mail delivery task failed");
+                    actix_web::rt::time::sleep(tick).await;
                     break;
                 }
             }

@@ -70,8 +70,8 @@ pub struct NotificationView {
     pub id: String,
     /// The request it is about.
     pub request_id: Option<String>,
-    /// What it says.
-    #[schema(example = "accepted")]
+    /// What it says (every stored kind is a `NoticeKind`; a unit test keeps them equal).
+    #[schema(value_type = NoticeKind)]
     pub kind: String,
     /// The address it goes to.
     #[schema(example = "office@example.com")]
@@ -232,6 +232,7 @@ const KINDS: [&str; 12] = [
 /// `awaiting_arbitration` mail).
 #[utoipa::path(
     tag = "notifications",
+    operation_id = "notifications_list",
     security(("bearer" = [])),
     params(NotificationQuery),
     responses(

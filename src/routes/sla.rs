@@ -234,6 +234,9 @@ pub struct BreachQuery {
     #[param(value_type = Option<bool>)]
     pub open: Option<String>,
     /// `next_cursor` of the previous page (JSON), or of the `Link` header (CSV).
+    #[param(
+        pattern = "^-?[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 20). The CSV export ignores it.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
@@ -257,6 +260,9 @@ pub struct AtRiskQuery {
     #[param(value_type = Option<ClockKind>)]
     pub kind: Option<String>,
     /// `next_cursor` of the previous page.
+    #[param(
+        pattern = "^-?[0-9]{1,16}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub cursor: Option<String>,
     /// Page size, 1–100 (default 20).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
@@ -359,7 +365,8 @@ fn matter(value: &Option<String>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `<microseconds since the epoch>_<clock id>` of the last row of a page.
+/// `<microseconds since the epoch>_<clock id>` of the last row of a page (the `cursor`
+/// parameters' documented pattern says the same).
 fn cursor_of(at: NaiveDateTime, id: &str) -> String {
     format!("{}_{id}", at.and_utc().timestamp_micros())
 }
