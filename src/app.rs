@@ -65,6 +65,7 @@ pub struct Application {
     grace: Duration,
     calendars: web::Data<Calendars>,
     catalog: web::Data<Catalog>,
+    metrics: web::Data<Metrics>,
     sla: SlaSettings,
     mailer: Option<crate::notify::Mailer>,
 }
@@ -109,11 +110,12 @@ impl Application {
 
         let calendars = web::Data::new(calendars);
         let catalog = web::Data::new(catalog);
+        let metrics = web::Data::new(Metrics::new());
         let doc = Arc::new(routes::openapi());
         let state = SharedState {
             database: web::Data::new(database.clone()),
             authenticator,
-            metrics: web::Data::new(Metrics::new()),
+            metrics: metrics.clone(),
             route_table: web::Data::new(RouteTable::from_openapi(&doc)),
             catalog: catalog.clone(),
             calendar: calendars.clone(),
@@ -147,6 +149,7 @@ impl Application {
             grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
             calendars,
             catalog,
+            metrics,
             sla: settings.sla,
             mailer,
         })
@@ -176,6 +179,7 @@ impl Application {
                 self.database.clone(),
                 self.calendars.clone(),
                 self.catalog.clone(),
+                self.metrics.clone(),
                 self.sla,
             ))
         });

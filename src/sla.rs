@@ -21,7 +21,8 @@ use crate::config::SlaSettings;
 use crate::db::calendars::Calendars;
 use crate::db::{Database, clocks};
 use crate::domain::Catalog;
-use crate::domain::clock::Rules;
+use crate::domain::clock::{Change, Rules};
+use crate::http::Metrics;
 
 /// How often the calendar days are re-read.
 const CALENDAR_EVERY: Duration = Duration::from_secs(2);
@@ -31,6 +32,7 @@ pub async fn detect(
     database: Database,
     calendars: web::Data<Calendars>,
     catalog: web::Data<Catalog>,
+    metrics: web::Data<Metrics>,
     settings: SlaSettings,
 ) {
     let tick = Duration::from_millis(settings.tick_ms);
@@ -42,6 +44,7 @@ pub async fn detect(
         let reload = calendar_read.elapsed() >= CALENDAR_EVERY;
         let holder = calendars.clone();
         let catalog = catalog.clone();
+        let metrics = metrics.clone();
         let look = database
             .run(move |conn| {
                 if reload {
@@ -53,6 +56,15 @@ pub async fn detect(
                     warn_percent,
                 };
                 let marked = clocks::detect_due(conn, &catalog, rules, now, batch)?;
+                for (row, change) in &marked {
+                    let delay = (*change == Change::Breached)
+                        .then(|| {
+                            row.due_at
+                                .map(|due| (now.naive_utc() - due).as_seconds_f64())
+                        })
+                        .flatten();
+                    metrics.sla_marked(change.action().trim_start_matches("clock."), delay);
+                }
                 let next = clocks::next_check(conn)?;
                 Ok((marked.len(), next))
             })

@@ -1,4 +1,5 @@
-//! Prometheus metrics: request counts and latency histograms by route pattern and status.
+//! Prometheus metrics: request counts and latency histograms by route pattern and status, and
+//! the SLA detector's marks and detection delay.
 //!
 //! Each application owns its registry (no global state), so tests can run several servers in
 //! one process. Routes are labelled by their pattern (`/api/v1/requests/{id}`), never by the
@@ -25,6 +26,8 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    sla_marks: IntCounterVec,
+    sla_delay: prometheus::Histogram,
 }
 
 impl Metrics {
@@ -53,10 +56,34 @@ impl Metrics {
         registry
             .register(Box::new(latency.clone()))
             .expect("first registration");
+        let sla_marks = IntCounterVec::new(
+            Opts::new(
+                "sla_marks_total",
+                "Clock warnings and breaches marked by this instance's detector",
+            ),
+            &["change"],
+        )
+        .expect("static metric definition is valid");
+        let sla_delay = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "sla_detection_delay_seconds",
+                "From a clock's due time to the breach being marked",
+            )
+            .buckets(BUCKETS.to_vec()),
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(sla_marks.clone()))
+            .expect("first registration");
+        registry
+            .register(Box::new(sla_delay.clone()))
+            .expect("first registration");
         Self {
             registry,
             requests,
             latency,
+            sla_marks,
+            sla_delay,
         }
     }
 
@@ -66,6 +93,15 @@ impl Metrics {
         let labels = [method, route, status.as_str()];
         self.requests.with_label_values(&labels).inc();
         self.latency.with_label_values(&labels).observe(seconds);
+    }
+
+    /// Counts one mark of the SLA detector (`warned`, `breached`); for a breach, how long after
+    /// the due time it was marked.
+    pub fn sla_marked(&self, change: &str, delay_seconds: Option<f64>) {
+        self.sla_marks.with_label_values(&[change]).inc();
+        if let Some(delay) = delay_seconds {
+            self.sla_delay.observe(delay.max(0.0));
+        }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -11,8 +11,9 @@
 //!   A sender that dies mid-send loses its hold when the lease runs out, and the mail is tried
 //!   again.
 //! - Every attempt of a row carries the row's stored `Message-ID`. Delivery is at least once: a
-//!   crash between the SMTP server's acceptance and our update resends the same `Message-ID`,
-//!   which receiving systems can recognise as the same mail.
+//!   crash between the SMTP server's acceptance and our update resends the mail with the same
+//!   `Message-ID` (archives and many clients see it is the same mail; a plain inbox may show it
+//!   twice).
 //! - A failure counts an attempt, keeps the error, and schedules the next attempt after
 //!   `backoff_base_secs · 2^(attempts − 1)`, at most `backoff_max_secs`; after `max_attempts`, or
 //!   at once on a permanent refusal (5xx, an address that cannot be parsed), the row is parked as

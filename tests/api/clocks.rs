@@ -174,6 +174,13 @@ async fn a_due_clock_is_marked_within_a_second_once(app: &TestApp) {
     actix_web::rt::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(clock_events(app, &id, &clock_id, "clock.warned").await, 1);
     assert_eq!(clock_events(app, &id, &clock_id, "clock.breached").await, 1);
+    // Operations see the detector's work in the metrics.
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("mashangban_sla_marks_total{change=\"breached\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("mashangban_sla_detection_delay_seconds_count 1"));
 
     // Accepting late stops it, still breached.
     let accepted = ok(app, &clerk, &id, json!({"action": "accept"})).await;
