@@ -103,6 +103,9 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.server.shutdown_timeout_secs = 1;
     settings.database.url = database_url.into();
     settings.database.pool_size = 4;
+    // Mail stays in the outbox table unless a test starts the sender with its own SMTP sink
+    // (tests/api/mail.rs); nothing is written to ./data/outbox.
+    settings.mail.worker = false;
     for (key, uscc, name, channel) in [
         (
             OPEN311_KEY_A,

@@ -527,6 +527,7 @@ async fn without_smtp_mails_become_eml_files() {
         s.mail.host = String::new();
         s.mail.outbox_dir = folder.display().to_string();
         s.mail.tick_ms = 50;
+        s.mail.worker = true;
     })
     .await
     .unwrap();
