@@ -74,6 +74,7 @@ use mashangban::domain::catalog::Target;
 use mashangban::domain::clock::{Clock, Rules};
 use mashangban::domain::request::{ClockKind, RequestKind};
 use mashangban::domain::{Catalog, Channel, routing};
+use mashangban::http::Metrics;
 
 /// Requests per seeding transaction.
 const REQUESTS_PER_TRANSACTION: usize = 50_000;
@@ -1120,6 +1121,7 @@ fn same_moment(
         let database = database.clone();
         let calendars = web::Data::new(Calendars::new(calendar.clone()));
         let catalog = web::Data::new(catalog.clone());
+        let metrics = web::Data::new(Metrics::new());
         let sla_settings = settings.sla;
         thread::spawn(move || {
             actix_web::rt::System::new().block_on(async move {
@@ -1127,6 +1129,7 @@ fn same_moment(
                     database,
                     calendars,
                     catalog,
+                    metrics,
                     sla_settings,
                 ));
                 while !stop.load(Ordering::Relaxed) {

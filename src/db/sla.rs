@@ -21,7 +21,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
 use super::DbConnection;
-use super::schema::{clocks, requests};
+use super::schema::{clocks, ratings, requests};
 
 type Backend = <DbConnection as Connection>::Backend;
 
@@ -272,6 +272,62 @@ pub struct Figures {
     pub p95_worked_minutes: Option<i64>,
     /// Working minutes lost to returns, over the counted clocks.
     pub lost_minutes: i64,
+    /// Ratings (好差评) given in the period.
+    pub satisfaction: Satisfaction,
+}
+
+/// Ratings given in the period (docs/ratings.md).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Satisfaction {
+    /// How many.
+    pub ratings: i64,
+    /// Of them, level 3 (基本满意) or better.
+    pub satisfied: i64,
+    /// Of them, level 1 or 2 (差评): each opened a rectification case.
+    pub bad: i64,
+    /// `satisfied ÷ ratings`; `None` without ratings.
+    pub satisfaction_rate: Option<f64>,
+    /// Mean level; `None` without ratings.
+    pub average_level: Option<f64>,
+}
+
+/// Sums of levels while reading ratings.
+#[derive(Debug, Default, Clone, Copy)]
+struct Levels {
+    count: i64,
+    satisfied: i64,
+    bad: i64,
+    sum: i64,
+}
+
+impl Levels {
+    fn add(&mut self, level: i32) {
+        self.count += 1;
+        self.sum += i64::from(level);
+        if level >= 3 {
+            self.satisfied += 1;
+        } else {
+            self.bad += 1;
+        }
+    }
+
+    fn merge(&mut self, other: Levels) {
+        self.count += other.count;
+        self.satisfied += other.satisfied;
+        self.bad += other.bad;
+        self.sum += other.sum;
+    }
+
+    fn satisfaction(self) -> Satisfaction {
+        let rated = self.count > 0;
+        Satisfaction {
+            ratings: self.count,
+            satisfied: self.satisfied,
+            bad: self.bad,
+            satisfaction_rate: rated.then(|| self.satisfied as f64 / self.count as f64),
+            average_level: rated.then(|| self.sum as f64 / self.count as f64),
+        }
+    }
 }
 
 /// One group's figures.
@@ -357,6 +413,7 @@ impl Tally {
             median_worked_minutes: percentile(&self.worked, 50),
             p95_worked_minutes: percentile(&self.worked, 95),
             lost_minutes: self.lost_minutes,
+            satisfaction: Satisfaction::default(),
         }
     }
 }
@@ -419,21 +476,43 @@ pub fn stats(conn: &mut DbConnection, query: &StatsQuery) -> QueryResult<Stats> 
     for clock in open_marked.iter().chain(&open_unmarked) {
         tallies.entry(key(clock)).or_default().add(clock, true);
     }
+    // Ratings given in the period, by the same key (the clock kind plays no part).
+    let mut rated = ratings::table
+        .filter(ratings::created_at.ge(query.from))
+        .filter(ratings::created_at.lt(query.to))
+        .into_boxed();
+    if let Some(unit) = &query.unit {
+        rated = rated.filter(ratings::unit.eq(unit));
+    }
+    let rated: Vec<(String, String, i32)> = rated
+        .select((ratings::unit, ratings::matter, ratings::level))
+        .load(conn)?;
+    let mut levels: std::collections::BTreeMap<String, Levels> = Default::default();
+    for (unit, matter, level) in rated {
+        let key = match query.group_by {
+            GroupBy::Unit => unit,
+            GroupBy::Matter => matter,
+        };
+        levels.entry(key.clone()).or_default().add(level);
+        tallies.entry(key).or_default();
+    }
+
     let mut all = Tally::default();
+    let mut all_levels = Levels::default();
     let groups = tallies
         .into_iter()
         .map(|(key, tally)| {
             all.merge(&tally);
-            Group {
-                key,
-                figures: tally.figures(),
-            }
+            let group_levels = levels.get(&key).copied().unwrap_or_default();
+            all_levels.merge(group_levels);
+            let mut figures = tally.figures();
+            figures.satisfaction = group_levels.satisfaction();
+            Group { key, figures }
         })
         .collect();
-    Ok(Stats {
-        groups,
-        overall: all.figures(),
-    })
+    let mut overall = all.figures();
+    overall.satisfaction = all_levels.satisfaction();
+    Ok(Stats { groups, overall })
 }
 
 #[cfg(test)]

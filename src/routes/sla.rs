@@ -155,6 +155,23 @@ pub struct FiguresView {
     pub p95_worked_minutes: Option<i64>,
     /// Working minutes lost to returns, over the counted clocks.
     pub lost_minutes: i64,
+    /// Ratings (好差评) given in the period.
+    pub satisfaction: SatisfactionView,
+}
+
+/// Ratings given in the period (docs/ratings.md); the clock `kind` filter plays no part.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SatisfactionView {
+    /// How many ratings.
+    pub ratings: i64,
+    /// Of them, level 3 (基本满意) or better.
+    pub satisfied: i64,
+    /// Of them, level 1 or 2 (差评), each of which opened a rectification case.
+    pub bad: i64,
+    /// satisfied ÷ ratings; null without ratings.
+    pub satisfaction_rate: Option<f64>,
+    /// Mean level, 1 to 5; null without ratings.
+    pub average_level: Option<f64>,
 }
 
 impl From<Figures> for FiguresView {
@@ -169,6 +186,13 @@ impl From<Figures> for FiguresView {
             median_worked_minutes: f.median_worked_minutes,
             p95_worked_minutes: f.p95_worked_minutes,
             lost_minutes: f.lost_minutes,
+            satisfaction: SatisfactionView {
+                ratings: f.satisfaction.ratings,
+                satisfied: f.satisfaction.satisfied,
+                bad: f.satisfaction.bad,
+                satisfaction_rate: f.satisfaction.satisfaction_rate,
+                average_level: f.satisfaction.average_level,
+            },
         }
     }
 }
@@ -206,7 +230,7 @@ pub struct StatsView {
     pub kind: Option<ClockKind>,
     /// The unit counted: the caller's own for a unit supervisor, else null (all).
     pub unit: Option<String>,
-    /// One entry per group with counted clocks, in code order.
+    /// One entry per group with counted clocks or ratings, in code order.
     pub groups: Vec<GroupStats>,
     /// Every counted clock together.
     pub overall: FiguresView,

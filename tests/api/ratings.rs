@@ -352,6 +352,53 @@ async fn a_good_rating_opens_nothing(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(listed["total"], 0);
+
+    // Satisfaction per unit and per matter in the supervisors' statistics.
+    let stats: Value = app
+        .get("/api/v1/sla/stats?group_by=unit", Some(&app.admin_token()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let tax = stats["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == "tax")
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert_eq!(tax["satisfaction"]["ratings"], 1);
+    assert_eq!(tax["satisfaction"]["satisfied"], 1);
+    assert_eq!(tax["satisfaction"]["bad"], 0);
+    assert_eq!(tax["satisfaction"]["satisfaction_rate"], 1.0);
+    assert_eq!(tax["satisfaction"]["average_level"], 4.0);
+    assert_eq!(stats["overall"]["satisfaction"]["ratings"], 1);
+    let by_matter: Value = app
+        .get(
+            "/api/v1/sla/stats?group_by=matter",
+            Some(&app.token(Actor::Supervisor(Some(UnitCode::Tax)))),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let matter = by_matter["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == "tax.registration")
+        .unwrap_or_else(|| panic!("{by_matter}"));
+    assert_eq!(matter["satisfaction"]["ratings"], 1);
+    // Another unit's supervisor does not count tax's ratings.
+    let market: Value = app
+        .get(
+            "/api/v1/sla/stats?group_by=unit",
+            Some(&app.token(Actor::Supervisor(Some(UnitCode::Market)))),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(market["overall"]["satisfaction"]["ratings"], 0);
 }
 
 on_both_backends!(
