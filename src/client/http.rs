@@ -80,7 +80,8 @@ impl Http {
 
     /// `GET path`.
     pub fn get(&self, path: &str) -> Result<Reply, Failure> {
-        self.get_as(path, "application/json").map(|(reply, _)| reply)
+        self.get_as(path, "application/json")
+            .map(|(reply, _)| reply)
     }
 
     /// `GET path` asking for the media type `accept`; also returns the `Link` header, if any.

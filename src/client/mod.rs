@@ -104,6 +104,10 @@ pub struct Target {
     /// default: whatever it is right now.
     #[arg(long, value_name = "REVISION")]
     pub revision: Option<String>,
+    /// On a bundle, the unit task a review or decision step is for (its id, as `show` lists
+    /// the tasks); needed only when your unit has several tasks on the bundle.
+    #[arg(long, value_name = "TASK")]
+    pub task: Option<String>,
 }
 
 /// Client subcommands.
@@ -561,6 +565,10 @@ impl Session {
                 Failure::failed("the server sent no ETag with the request; cannot act safely")
             })?,
         };
+        let mut body = body;
+        if let Some(task) = &target.task {
+            body["task"] = json!(task);
+        }
         let reply = self
             .http
             .post(&format!("{path}/actions"), Some(&body), Some(&etag))?;

@@ -445,6 +445,12 @@ pub async fn act(
         extended: r.extended,
     };
     let joint = r.kind == RequestKind::Bundle.as_str();
+    if body.task.is_some() && !(joint && body.action.per_task()) {
+        return Err(ApiError::validation(vec![FieldError {
+            pointer: "/task".into(),
+            message: "only for a review or decision step (start_review, begin/end_special_procedure, approve, deny) on a bundle".into(),
+        }]));
+    }
     let (outcome, task_step, derived) = if joint && body.action.per_task() {
         on_task(&record, &principal.actor, &body, situation)?
     } else {

@@ -234,7 +234,36 @@ async fn a_bundle_is_worked_by_its_units(app: &TestApp) {
     let body = problem(response, 409).await;
     assert_eq!(body["code"], "action_not_allowed");
     ok(app, &hrss, id, json!({"action": "end_special_procedure"})).await;
-    let after = ok(app, &hrss, id, json!({"action": "approve"})).await;
+    // A task named explicitly must be the unit's own.
+    let tax_task = task_of("tax", &after)["id"].as_str().unwrap().to_string();
+    let hrss_task = task_of("hrss", &after)["id"].as_str().unwrap().to_string();
+    let response = act(
+        app,
+        &hrss,
+        id,
+        json!({"action": "approve", "task": tax_task}),
+    )
+    .await;
+    assert_eq!(problem(response, 403).await["code"], "forbidden");
+    // `task` is only for review and decision steps.
+    let response = act(
+        app,
+        &market,
+        id,
+        json!({"action": "complete", "task": hrss_task}),
+    )
+    .await;
+    assert_eq!(
+        problem(response, 422).await["errors"][0]["pointer"],
+        "/task"
+    );
+    let after = ok(
+        app,
+        &hrss,
+        id,
+        json!({"action": "approve", "task": hrss_task}),
+    )
+    .await;
     assert_eq!(after["status"], "approved");
     assert_eq!(after["special_procedure"], false);
     // Decided as a whole: no unit changes its decision any more.
