@@ -43,8 +43,8 @@
 //! cargo run --release --example sla_bench -- --database-url sqlite:///tmp/msb-sla/bench.db
 //! createdb -h 127.0.0.1 -U postgres msb_sla
 //! cargo run --release --example sla_bench -- --database-url postgres://postgres@127.0.0.1:5432/msb_sla
-//! # Options: --requests N  --same-moment N  --repetitions N  --lead-secs S
-//! #          --skip-seed (measure an already seeded database again)
+//! # Options: --requests N  --same-moment N (0: skip phase 3)  --repetitions N (0: skip phase 2)
+//! #          --lead-secs S  --skip-seed (measure an already seeded database again)
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -133,7 +133,7 @@ fn parse_args() -> Result<Args, String> {
             "--database-url" => args.url = value.clone(),
             "--requests" => args.requests = number()?,
             "--same-moment" => args.same_moment = number()?,
-            "--repetitions" => args.repetitions = number()?.max(1),
+            "--repetitions" => args.repetitions = number()?,
             "--lead-secs" => args.lead_secs = number()? as i64,
             other => return Err(format!("unknown option {other}")),
         }
@@ -1347,7 +1347,7 @@ fn run(args: &Args) -> Result<(), String> {
         );
     }
 
-    {
+    if args.repetitions > 0 {
         let mut conn = database.pool_get().map_err(|e| e.to_string())?;
         queries(&mut conn, &calendar, args.repetitions).map_err(|e| e.to_string())?;
     }

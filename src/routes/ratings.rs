@@ -36,6 +36,7 @@ pub struct RatingBody {
     pub level: i64,
     /// What the enterprise says (up to 1000 characters; may be empty).
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub comment: String,
 }
 
