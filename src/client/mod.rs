@@ -673,6 +673,7 @@ mod tests {
         Target {
             id: "0193a".into(),
             revision: revision.map(String::from),
+            task: None,
         }
     }
 

@@ -11,8 +11,8 @@
 pub mod audit;
 pub mod calendars;
 pub mod clocks;
-pub mod notifications;
 pub mod instances;
+pub mod notifications;
 pub mod open311;
 pub mod ratings;
 pub mod requests;

@@ -5,12 +5,12 @@ use chrono::{SubsecRound, Utc};
 use diesel::prelude::*;
 use mashangban::auth::Actor;
 use mashangban::db::schema::audit_events;
-use mashangban::db::{self, DatabaseUrl, DbConnection, audit, write_transaction};
+use mashangban::db::{audit, write_transaction};
 use mashangban::domain::UnitCode;
 use mashangban::domain::audit::Entry;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, problem};
+use crate::helpers::{TestApp, connect, problem};
 use crate::on_both_backends;
 use crate::requests::matter_body;
 
@@ -45,12 +45,6 @@ fn anchored(head: &Value) -> String {
         head["seq"],
         head["hash"].as_str().unwrap()
     )
-}
-
-/// A connection of our own to the server's database.
-fn connect(app: &TestApp) -> DbConnection {
-    let url = DatabaseUrl::parse(&app.settings.database.url).unwrap();
-    db::establish(&url, &app.settings.database).unwrap()
 }
 
 /// Runs `sql` directly on the server's database, as an intruder with database access would;

@@ -60,7 +60,10 @@ fn bad_configuration_exits_2_with_one_line_naming_it() {
             vec![("MASHANGBAN_SLA_WARN_PERCENT", "0".into())],
             "sla.warn_percent",
         ),
-        (vec![("MASHANGBAN_SLA_TICK_MS", "5000".into())], "sla.tick_ms"),
+        (
+            vec![("MASHANGBAN_SLA_TICK_MS", "5000".into())],
+            "sla.tick_ms",
+        ),
         (
             vec![("MASHANGBAN_JWT_SECRET", "short".into())],
             "jwt.secret",

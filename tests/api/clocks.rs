@@ -10,31 +10,20 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use mashangban::auth::Actor;
-use mashangban::db::{self, DatabaseUrl, DbConnection};
+use mashangban::db::DbConnection;
 use mashangban::domain::UnitCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, fresh_postgres, fresh_sqlite, problem, start, test_settings};
+use crate::helpers::{
+    self, TestApp, act, act_ok as ok, connect, fresh_postgres, fresh_sqlite, problem, start,
+    test_settings,
+};
 use crate::on_both_backends;
 use crate::requests::matter_body;
 
-fn connect(app: &TestApp) -> DbConnection {
-    let url = DatabaseUrl::parse(&app.settings.database.url).unwrap();
-    db::establish(&url, &app.settings.database).unwrap()
-}
-
 async fn submit(app: &TestApp, matter: &str) -> String {
-    let response = app
-        .client
-        .post(app.url("/api/v1/requests"))
-        .bearer_auth(app.enterprise_token())
-        .json(&matter_body(matter))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["id"].as_str().unwrap().to_string()
+    let created = helpers::submit(app, &matter_body(matter)).await;
+    created["id"].as_str().unwrap().to_string()
 }
 
 async fn read(app: &TestApp, id: &str) -> Value {
@@ -43,29 +32,6 @@ async fn read(app: &TestApp, id: &str) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-async fn act(app: &TestApp, token: &str, id: &str, body: Value) -> reqwest::Response {
-    let current = app
-        .get(&format!("/api/v1/requests/{id}"), Some(&app.admin_token()))
-        .await;
-    let etag = current.headers()["etag"].to_str().unwrap().to_string();
-    app.client
-        .post(app.url(&format!("/api/v1/requests/{id}/actions")))
-        .bearer_auth(token)
-        .header("If-Match", etag)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn ok(app: &TestApp, token: &str, id: &str, body: Value) -> Value {
-    let response = act(app, token, id, body.clone()).await;
-    let status = response.status();
-    let json: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "{body}: {json}");
-    json
 }
 
 fn clock<'a>(request: &'a Value, kind: &str) -> &'a Value {

@@ -10,7 +10,9 @@ use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use mashangban::app::Application;
 use mashangban::auth::{Actor, Principal, TokenIssuer};
 use mashangban::config::{Open311Client, Settings};
+use mashangban::db::{self, DatabaseUrl, DbConnection};
 use mashangban::domain::{Channel, UnitCode, Uscc};
+use serde_json::Value;
 use tempfile::TempDir;
 
 /// Names the PostgreSQL server tests use (any database on it; fresh ones are created).
@@ -247,4 +249,67 @@ pub async fn problem(response: reqwest::Response, status: u16) -> serde_json::Va
         format!("urn:mashangban:problem:{}", body["code"].as_str().unwrap())
     );
     body
+}
+
+/// A connection of our own to the server's database, to look at rows or to change them as an
+/// intruder (or the passing of time) would.
+pub fn connect(app: &TestApp) -> DbConnection {
+    let url = DatabaseUrl::parse(&app.settings.database.url).unwrap();
+    db::establish(&url, &app.settings.database).unwrap()
+}
+
+/// Submits `body` as enterprise A; answers the created request (201 checked).
+pub async fn submit(app: &TestApp, body: &Value) -> Value {
+    let response = app
+        .client
+        .post(app.url("/api/v1/requests"))
+        .bearer_auth(app.enterprise_token())
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// POSTs `body` to `path` as `token`, with `If-Match` set to the `ETag` that `token` reads at
+/// `read` (no `If-Match` when it cannot read one).
+pub async fn post_if_match(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    read: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let current = app.get(read, Some(token)).await;
+    let etag = current
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_string());
+    let mut request = app.client.post(app.url(path)).bearer_auth(token).json(body);
+    if let Some(etag) = etag {
+        request = request.header("If-Match", etag);
+    }
+    request.send().await.unwrap()
+}
+
+/// Reads request `id`'s `ETag`, then takes the lifecycle step `body` with it.
+pub async fn act(app: &TestApp, token: &str, id: &str, body: Value) -> reqwest::Response {
+    post_if_match(
+        app,
+        token,
+        &format!("/api/v1/requests/{id}/actions"),
+        &format!("/api/v1/requests/{id}"),
+        &body,
+    )
+    .await
+}
+
+/// [`act`], checking the answer is 200; answers the request after the step.
+pub async fn act_ok(app: &TestApp, token: &str, id: &str, body: Value) -> Value {
+    let response = act(app, token, id, body.clone()).await;
+    let status = response.status();
+    let json: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}: {json}");
+    json
 }

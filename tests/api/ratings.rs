@@ -4,31 +4,16 @@
 
 use diesel::prelude::*;
 use mashangban::auth::Actor;
-use mashangban::db::{self, DatabaseUrl, DbConnection};
 use mashangban::domain::{UnitCode, Uscc};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, problem};
+use crate::helpers::{self, TestApp, act_ok, connect, post_if_match, problem};
 use crate::on_both_backends;
 use crate::requests::{USCC_B, matter_body};
 
-fn connect(app: &TestApp) -> DbConnection {
-    let url = DatabaseUrl::parse(&app.settings.database.url).unwrap();
-    db::establish(&url, &app.settings.database).unwrap()
-}
-
 async fn submit(app: &TestApp, matter: &str) -> String {
-    let response = app
-        .client
-        .post(app.url("/api/v1/requests"))
-        .bearer_auth(app.enterprise_token())
-        .json(&matter_body(matter))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["id"].as_str().unwrap().to_string()
+    let created = helpers::submit(app, &matter_body(matter)).await;
+    created["id"].as_str().unwrap().to_string()
 }
 
 async fn step(
@@ -38,28 +23,11 @@ async fn step(
     read: &str,
     body: Value,
 ) -> reqwest::Response {
-    let current = app.get(read, Some(&app.admin_token())).await;
-    let etag = current.headers()["etag"].to_str().unwrap().to_string();
-    app.client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .header("If-Match", etag)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    post_if_match(app, token, path, read, &body).await
 }
 
 async fn act(app: &TestApp, token: &str, id: &str, body: Value) {
-    let response = step(
-        app,
-        token,
-        &format!("/api/v1/requests/{id}/actions"),
-        &format!("/api/v1/requests/{id}"),
-        body.clone(),
-    )
-    .await;
-    assert_eq!(response.status(), 200, "{body}");
+    act_ok(app, token, id, body).await;
 }
 
 async fn rate(app: &TestApp, token: &str, id: &str, body: Value) -> reqwest::Response {

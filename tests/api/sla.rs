@@ -12,11 +12,10 @@ use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use diesel::prelude::*;
 use mashangban::auth::Actor;
 use mashangban::db::schema::clocks;
-use mashangban::db::{self, DatabaseUrl, DbConnection};
 use mashangban::domain::UnitCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, problem};
+use crate::helpers::{TestApp, connect, problem};
 use crate::on_both_backends;
 use crate::requests::matter_body;
 
@@ -100,12 +99,6 @@ fn now() -> NaiveDateTime {
 
 fn minutes(n: i64) -> TimeDelta {
     TimeDelta::minutes(n)
-}
-
-/// A connection to the server's own database.
-fn connect(app: &TestApp) -> DbConnection {
-    let url = DatabaseUrl::parse(&app.settings.database.url).unwrap();
-    db::establish(&url, &app.settings.database).unwrap()
 }
 
 /// Submits one request of `matter` and turns its first clock into `shape`; its other clocks

@@ -5,49 +5,9 @@ use mashangban::domain::UnitCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, problem};
+use crate::helpers::{act, act_ok as ok, submit};
 use crate::on_both_backends;
 use crate::requests::{bundle_body, matter_body};
-
-async fn submit(app: &TestApp, body: &Value) -> Value {
-    let response = app
-        .client
-        .post(app.url("/api/v1/requests"))
-        .bearer_auth(app.enterprise_token())
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
-}
-
-/// Reads the request's ETag, then takes `action` with it.
-async fn act(app: &TestApp, token: &str, id: &str, body: Value) -> reqwest::Response {
-    let read = app
-        .get(&format!("/api/v1/requests/{id}"), Some(token))
-        .await;
-    let etag = read
-        .headers()
-        .get("etag")
-        .map(|v| v.to_str().unwrap().to_string());
-    let mut request = app
-        .client
-        .post(app.url(&format!("/api/v1/requests/{id}/actions")))
-        .bearer_auth(token)
-        .json(&body);
-    if let Some(etag) = etag {
-        request = request.header("If-Match", etag);
-    }
-    request.send().await.unwrap()
-}
-
-async fn ok(app: &TestApp, token: &str, id: &str, body: Value) -> Value {
-    let response = act(app, token, id, body.clone()).await;
-    let status = response.status();
-    let json: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "{body}: {json}");
-    json
-}
 
 async fn a_matter_goes_all_the_way(app: &TestApp) {
     let created = submit(app, &matter_body("market.establish")).await;
