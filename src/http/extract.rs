@@ -89,3 +89,33 @@ pub async fn limit_body(
     }
     Ok(next.call(req).await?.map_into_boxed_body())
 }
+
+/// The revision named by `If-Match: "r<n>"` (a weak `W/` prefix is tolerated): `428` without
+/// the header, `412` when it names no revision. `what` names the resource in the message.
+pub fn if_match_revision(req: &HttpRequest, what: &str) -> Result<i32, ApiError> {
+    let value = req
+        .headers()
+        .get(actix_web::http::header::IF_MATCH)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PreconditionRequired,
+                format!("send If-Match with the ETag of the {what} as you read it"),
+            )
+        })?;
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .and_then(|v| {
+            v.strip_prefix("\"r")?
+                .strip_suffix('"')?
+                .parse::<i32>()
+                .ok()
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PreconditionFailed,
+                format!("If-Match does not name a revision of this {what}; read it again"),
+            )
+        })
+}

@@ -23,6 +23,7 @@ use crate::domain::notice::{About, Message};
 use crate::domain::request::{RequestKind, Status, TaskRole};
 use crate::domain::{Catalog, UnitCode};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+use crate::http::extract::if_match_revision;
 use crate::routes::requests::{etag, view};
 
 /// Kinds of special procedure that stop the statutory clock (Art. 45).
@@ -135,32 +136,6 @@ fn check(body: &ActionBody) -> Result<Value, ApiError> {
         "certificate": text(&body.certificate),
         "unit": body.unit,
     }))
-}
-
-/// The revision named by `If-Match: "r<n>"`.
-fn expected_revision(req: &HttpRequest) -> Result<i32, ApiError> {
-    let value = req.headers().get(header::IF_MATCH).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::PreconditionRequired,
-            "send If-Match with the ETag of the request as you read it",
-        )
-    })?;
-    value
-        .to_str()
-        .ok()
-        .map(|v| v.trim().trim_start_matches("W/"))
-        .and_then(|v| {
-            v.strip_prefix("\"r")?
-                .strip_suffix('"')?
-                .parse::<i32>()
-                .ok()
-        })
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::PreconditionFailed,
-                "If-Match does not name a revision of this request; read it again",
-            )
-        })
 }
 
 /// The mails a step sends: the enterprise hears of acceptance, refusal, the supplement notice,
@@ -434,7 +409,7 @@ pub async fn act(
             Denied::Forbidden(why) => ApiError::forbidden(why),
         },
     )?;
-    let expected = expected_revision(&req)?;
+    let expected = if_match_revision(&req, "request")?;
     if expected != r.revision {
         return Err(stale(r.revision, &r.status));
     }

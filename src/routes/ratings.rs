@@ -25,6 +25,7 @@ use crate::domain::rating::{self, CaseStatus, CaseStep, Level};
 use crate::domain::request::{ClockKind, ClockState, Status};
 use crate::domain::{Catalog, UnitCode};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
+use crate::http::extract::if_match_revision;
 use crate::routes::requests::{ClockView, clock_view};
 
 /// A rating: level 1 (非常不满意) to 5 (非常满意) and a comment.
@@ -495,28 +496,6 @@ pub struct NoteBody {
     pub note: String,
 }
 
-/// The revision named by `If-Match: "r<n>"`.
-fn expected_revision(req: &HttpRequest) -> Result<i32, ApiError> {
-    let value = req.headers().get(header::IF_MATCH).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::PreconditionRequired,
-            "send If-Match with the ETag of the case as you read it",
-        )
-    })?;
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().trim_start_matches("W/").strip_prefix("\"r"))
-        .and_then(|v| v.strip_suffix('"'))
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::PreconditionFailed,
-                "If-Match does not name a revision of this case; read it again",
-            )
-        })
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn case_step(
     req: HttpRequest,
@@ -534,7 +513,7 @@ async fn case_step(
         CaseStep::Close => &[Role::Supervisor, Role::Admin],
     })?;
     let case = visible_case(&principal, id.clone(), &db).await?;
-    let expected = expected_revision(&req)?;
+    let expected = if_match_revision(&req, "case")?;
     if expected != case.case.revision {
         return Err(stale(&case));
     }
