@@ -477,16 +477,49 @@ pub fn detect_due(
             .limit(limit)
             .select(ClockRow::as_select())
             .load(conn)?;
+        // Two set-based updates mark the batch: the breaches (with the warning they imply)
+        // and the warnings. Each re-checks the clock at write time (still running, not marked,
+        // due), so a clock a step stopped, paused or extended meanwhile is left alone, and of
+        // two instances only one marks a clock. RETURNING says which ones this one marked.
+        let at = now.naive_utc();
+        let is_due = |row: &ClockRow| {
+            row.state == ClockState::Running.as_str()
+                && row.breached_at.is_none()
+                && row.due_at.is_some_and(|due| due <= at)
+        };
+        let is_warning = |row: &ClockRow| {
+            row.state == ClockState::Running.as_str()
+                && row.warned_at.is_none()
+                && row.warn_at.is_some_and(|warn| warn <= at)
+                && row.due_at.is_some_and(|due| due > at)
+        };
+        let due_ids: Vec<&str> = rows.iter().filter(|r| is_due(r)).map(|r| r.id.as_str()).collect();
+        let warning_ids: Vec<&str> = rows
+            .iter()
+            .filter(|r| is_warning(r))
+            .map(|r| r.id.as_str())
+            .collect();
+        let mut mine: std::collections::HashSet<String> = mark_breached(conn, &due_ids, at)?
+            .into_iter()
+            .collect();
+        mine.extend(mark_warned(conn, &warning_ids, at)?);
+
         let mut marked = Vec::new();
         let mut events = Vec::new();
         for mut row in rows {
-            let (state, check_at) = (row.state.clone(), row.check_at);
+            let guard = (row.state.clone(), row.check_at);
+            let was_due = is_due(&row) || is_warning(&row);
             let mut clock = from_row(&row)?;
             let before = clock.state;
             let changes = clock.detect(now);
             write(&mut row, &clock);
-            if !save(conn, &row, (&state, check_at))? {
-                continue; // another instance or a step got there first
+            if !mine.contains(&row.id) {
+                // Another instance or a step got there first; or (never in normal running) a
+                // stale check_at with nothing to mark, which the guarded write sets right.
+                if !was_due {
+                    save(conn, &row, (&guard.0, guard.1))?;
+                }
+                continue;
             }
             for change in changes {
                 events.push(event(&row, before, &change, ENGINE, None, now));
@@ -502,6 +535,81 @@ pub fn detect_due(
         Ok(marked)
     })
 }
+
+/// Marks the running, unmarked, due clocks among `ids` breached (and warned, if they were not)
+/// at `at`, in one statement per chunk; answers the ids it marked.
+fn mark_breached(
+    conn: &mut DbConnection,
+    ids: &[&str],
+    at: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    let mut marked = Vec::new();
+    for chunk in ids.chunks(MARK_CHUNK) {
+        let update = || {
+            diesel::update(
+                clocks::table
+                    .filter(clocks::id.eq_any(chunk))
+                    .filter(clocks::state.eq(ClockState::Running.as_str()))
+                    .filter(clocks::breached_at.is_null())
+                    .filter(clocks::stopped_at.is_null())
+                    .filter(clocks::due_at.le(at)),
+            )
+            .set((
+                clocks::state.eq(ClockState::Breached.as_str()),
+                clocks::breached_at.eq(at),
+                // A breach implies the warning: kept if marked, else marked now.
+                clocks::warned_at.eq(diesel::dsl::sql::<
+                    diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+                >("COALESCE(warned_at, ")
+                .bind::<diesel::sql_types::Timestamp, _>(at)
+                .sql(")")),
+                clocks::check_at.eq(None::<NaiveDateTime>),
+            ))
+            .returning(clocks::id)
+        };
+        marked.extend(match conn {
+            DbConnection::Pg(c) => update().get_results::<String>(c)?,
+            DbConnection::Sqlite(c) => update().get_results::<String>(c)?,
+        });
+    }
+    Ok(marked)
+}
+
+/// Marks the running, unwarned clocks among `ids` whose warning time has come (and due time
+/// not) warned at `at`; their next look is the due time. Answers the ids it marked.
+fn mark_warned(
+    conn: &mut DbConnection,
+    ids: &[&str],
+    at: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    let mut marked = Vec::new();
+    for chunk in ids.chunks(MARK_CHUNK) {
+        let update = || {
+            diesel::update(
+                clocks::table
+                    .filter(clocks::id.eq_any(chunk))
+                    .filter(clocks::state.eq(ClockState::Running.as_str()))
+                    .filter(clocks::warned_at.is_null())
+                    .filter(clocks::stopped_at.is_null())
+                    .filter(clocks::warn_at.le(at))
+                    .filter(clocks::due_at.gt(at)),
+            )
+            .set((
+                clocks::warned_at.eq(at),
+                clocks::check_at.eq(clocks::due_at),
+            ))
+            .returning(clocks::id)
+        };
+        marked.extend(match conn {
+            DbConnection::Pg(c) => update().get_results::<String>(c)?,
+            DbConnection::Sqlite(c) => update().get_results::<String>(c)?,
+        });
+    }
+    Ok(marked)
+}
+
+/// Clocks per marking statement: bound parameters stay far under both databases' limits.
+const MARK_CHUNK: usize = 1000;
 
 /// A mail to the supervisor of the clock's unit for each warning and breach.
 fn supervisor_notices(

@@ -338,6 +338,10 @@ async fn breaches_after_downtime_are_marked_once_by_several_instances(
     for (id, clock_id) in &clock_ids {
         assert_eq!(clock_events(&down, id, clock_id, "clock.breached").await, 1);
         assert_eq!(clock_events(&down, id, clock_id, "clock.warned").await, 1);
+        let request = read(&down, id).await;
+        let window = clock(&request, "window_intake");
+        assert_eq!(window["warned_at"], window["breached_at"], "{window}");
+        assert!(window["breached_at"].is_string());
     }
     let verified: Value = down
         .get("/api/v1/audit/verify", Some(&down.admin_token()))
