@@ -493,15 +493,18 @@ pub fn detect_due(
                 && row.warn_at.is_some_and(|warn| warn <= at)
                 && row.due_at.is_some_and(|due| due > at)
         };
-        let due_ids: Vec<&str> = rows.iter().filter(|r| is_due(r)).map(|r| r.id.as_str()).collect();
+        let due_ids: Vec<&str> = rows
+            .iter()
+            .filter(|r| is_due(r))
+            .map(|r| r.id.as_str())
+            .collect();
         let warning_ids: Vec<&str> = rows
             .iter()
             .filter(|r| is_warning(r))
             .map(|r| r.id.as_str())
             .collect();
-        let mut mine: std::collections::HashSet<String> = mark_breached(conn, &due_ids, at)?
-            .into_iter()
-            .collect();
+        let mut mine: std::collections::HashSet<String> =
+            mark_breached(conn, &due_ids, at)?.into_iter().collect();
         mine.extend(mark_warned(conn, &warning_ids, at)?);
 
         let mut marked = Vec::new();
