@@ -8,7 +8,7 @@
 //! 1. **Seed** `--requests` requests (default 1,000,000) into an empty database: matter requests
 //!    spread evenly over the catalog's matters (so over their lead units) and over the year
 //!    before now, one lead task each, and the clocks routing gives each matter (window intake,
-//!    supplement notice, promised, statutory, delivery: 3.2 a request on the built-in catalog).
+//!    supplement notice, promised, statutory, delivery: 2.9 a request on the built-in catalog).
 //!    Each request lives through call, accept, approve and deliver as far as now allows, its
 //!    clocks driven by the crate's own pure [`Clock`] on the working calendar: a step comes
 //!    after 5 %–95 % of the allowance, or for 3 % of the clocks after 100 %–160 % (late); the
@@ -72,7 +72,7 @@ use mashangban::db::{
 use mashangban::domain::calendar::Calendar;
 use mashangban::domain::catalog::Target;
 use mashangban::domain::clock::{Clock, Rules};
-use mashangban::domain::request::{ClockKind, RequestKind};
+use mashangban::domain::request::{ClockKind, ClockState, RequestKind};
 use mashangban::domain::{Catalog, Channel, routing};
 use mashangban::http::Metrics;
 
@@ -434,22 +434,31 @@ fn live(
     end
 }
 
+/// What every seeded request shares: the present, the rules, the catalog version.
+#[derive(Clone, Copy)]
+struct Seeding<'a> {
+    now: DateTime<Utc>,
+    rules: Rules<'a>,
+    catalog_version: &'a str,
+}
+
 /// One request's life up to `now`: the request, its lead task, its clocks.
 fn request(
+    seeding: &Seeding<'_>,
     plan: &Plan,
     created: DateTime<Utc>,
     number: String,
-    now: DateTime<Utc>,
-    rules: Rules<'_>,
-    catalog_version: &str,
     rng: &mut Rng,
     rows: &mut Rows,
 ) {
+    let Seeding {
+        now,
+        rules,
+        catalog_version,
+    } = *seeding;
     let id = rng.id_at(created);
     let call = created + rng.minutes(0, 30);
-    let mut window = plan
-        .window
-        .map(|t| Clock::new(ClockKind::WindowIntake, t));
+    let mut window = plan.window.map(|t| Clock::new(ClockKind::WindowIntake, t));
     let accept = match &mut window {
         Some(clock) => {
             let share = rng.share();
@@ -500,7 +509,14 @@ fn request(
     let deliver = match &mut delivery {
         Some(clock) => {
             let share = rng.share();
-            live(clock, rules, approve, |due| after(approve, due, share), now, rng)
+            live(
+                clock,
+                rules,
+                approve,
+                |due| after(approve, due, share),
+                now,
+                rng,
+            )
         }
         None => approve,
     };
@@ -592,7 +608,12 @@ fn seed(
 ) -> QueryResult<()> {
     let plans = plans(catalog);
     let version = catalog.version().to_string();
-    let mut rng = Rng(0x6d73_625f_736c_61);
+    let seeding = Seeding {
+        now,
+        rules,
+        catalog_version: &version,
+    };
+    let mut rng = Rng(0x6d73_625f_736c_6100); // "msb_sla"
     let span = TimeDelta::days(365);
     let first = now - span;
     let slot = span.num_milliseconds() as f64 / count as f64;
@@ -609,16 +630,14 @@ fn seed(
                 let mut rows = Rows::default();
                 for _ in 0..REQUESTS_PER_CHUNK.min(left) {
                     let i = made + rows.requests.len();
-                    let created = first
-                        + TimeDelta::milliseconds(((i as f64 + rng.unit()) * slot) as i64);
+                    let created =
+                        first + TimeDelta::milliseconds(((i as f64 + rng.unit()) * slot) as i64);
                     let day = (created + TimeDelta::hours(8)).format("%Y%m%d").to_string();
                     let sequence = counters.entry(day.clone()).or_insert(0);
                     *sequence += 1;
                     let number = format!("PT{day}-{sequence:06}");
                     let plan = &plans[rng.below(plans.len() as u64) as usize];
-                    request(
-                        plan, created, number, now, rules, &version, &mut rng, &mut rows,
-                    );
+                    request(&seeding, plan, created, number, &mut rng, &mut rows);
                 }
                 insert(conn, &rows)?;
                 made += rows.requests.len();
@@ -815,11 +834,9 @@ impl RawQuery {
             lines.push(format!("  -- {what}: {sql}"));
             match conn {
                 DbConnection::Sqlite(_) => {
-                    for p in raw::<SqlitePlan>(
-                        conn,
-                        &format!("EXPLAIN QUERY PLAN {sql}"),
-                        &self.binds,
-                    )? {
+                    for p in
+                        raw::<SqlitePlan>(conn, &format!("EXPLAIN QUERY PLAN {sql}"), &self.binds)?
+                    {
                         lines.push(format!("     {}", p.detail));
                     }
                 }
@@ -869,7 +886,10 @@ fn compare(
         let started = Instant::now();
         let raw_answer = query.run(conn)?;
         let raw_took = started.elapsed().as_micros() as i64;
-        assert_eq!(answer, raw_answer, "{name}: our layer and plain SQL disagree");
+        assert_eq!(
+            answer, raw_answer,
+            "{name}: our layer and plain SQL disagree"
+        );
         if round >= WARM_UP {
             ours_micros.push(ours_took);
             raw_micros.push(raw_took);
@@ -909,7 +929,10 @@ fn queries(conn: &mut DbConnection, calendar: &Calendar, repetitions: usize) -> 
         "SELECT state AS key, COUNT(*) AS n FROM clocks GROUP BY state ORDER BY state",
         &[],
     )?;
-    let states: Vec<String> = by_state.iter().map(|g| format!("{}={}", g.key, g.n)).collect();
+    let states: Vec<String> = by_state
+        .iter()
+        .map(|g| format!("{}={}", g.key, g.n))
+        .collect();
     let total: i64 = by_state.iter().map(|g| g.n).sum();
     let breached = raw::<Count>(
         conn,
@@ -935,7 +958,10 @@ fn queries(conn: &mut DbConnection, calendar: &Calendar, repetitions: usize) -> 
          GROUP BY unit ORDER BY n DESC, unit",
         &[],
     )?;
-    let units: Vec<String> = by_unit.iter().map(|g| format!("{}={}", g.key, g.n)).collect();
+    let units: Vec<String> = by_unit
+        .iter()
+        .map(|g| format!("{}={}", g.key, g.n))
+        .collect();
     println!("breaches by unit: {}", units.join(" "));
     let unit = by_unit
         .first()
@@ -1091,15 +1117,26 @@ fn same_moment(
     let mut ids = HashSet::with_capacity(count);
     for (request_id, unit, matter) in &cohort {
         let mut clock = Clock::new(ClockKind::Statutory, target);
-        clock.state = mashangban::domain::request::ClockState::Running;
+        clock.state = ClockState::Running;
         clock.started_at = Some(due - TimeDelta::days(28));
         clock.due_at = Some(due);
         clock.warn_at = Some(warn);
         clock.warned_at = Some(warn + rng.worker_lag());
         let id = rng.id_at(due - TimeDelta::days(28));
         ids.insert(id.clone());
-        let row = to_row(&clock, id, request_id.clone(), None, unit.clone(), matter.clone());
-        assert_eq!(row.check_at, Some(due_naive), "the cohort is checked at its due time");
+        let row = to_row(
+            &clock,
+            id,
+            request_id.clone(),
+            None,
+            unit.clone(),
+            matter.clone(),
+        );
+        assert_eq!(
+            row.check_at,
+            Some(due_naive),
+            "the cohort is checked at its due time"
+        );
         rows.clocks.push(row.into());
     }
     let started = Instant::now();
@@ -1172,7 +1209,9 @@ fn same_moment(
         thread::sleep(POLL);
     }
     stop.store(true, Ordering::Relaxed);
-    worker.join().map_err(|_| "the worker thread panicked".to_string())?;
+    worker
+        .join()
+        .map_err(|_| "the worker thread panicked".to_string())?;
     let Some(finished) = finished else {
         return Err(format!(
             "clocks still unmarked after {} s",
@@ -1191,10 +1230,19 @@ fn same_moment(
         ))
         .load(conn)
         .map_err(|e| failed(&e))?;
+    if marked.len() != count {
+        return Err(format!(
+            "{} clocks due at the instant, not {count}",
+            marked.len()
+        ));
+    }
     let mut recorded: Vec<i64> = Vec::with_capacity(marked.len());
     let mut looks: BTreeMap<NaiveDateTime, usize> = BTreeMap::new();
     for (id, breached_at, state) in &marked {
-        assert!(ids.contains(id), "a seeded clock shares the cohort's due time");
+        assert!(
+            ids.contains(id),
+            "a seeded clock shares the cohort's due time"
+        );
         assert_eq!(state, "breached", "clock {id} not breached");
         let at = breached_at.expect("a breached clock has breached_at");
         *looks.entry(at).or_default() += 1;
@@ -1207,10 +1255,21 @@ fn same_moment(
     );
     let transactions: Vec<String> = looks
         .iter()
-        .map(|(at, n)| format!("{n}@{:.0}ms", (*at - due_naive).num_microseconds().unwrap_or(0) as f64 / 1000.0))
+        .map(|(at, n)| {
+            format!(
+                "{n}@{:.0}ms",
+                (*at - due_naive).num_microseconds().unwrap_or(0) as f64 / 1000.0
+            )
+        })
         .collect();
-    println!("marking transactions (clocks@their now - due): {}", transactions.join(" "));
-    println!("delay as recorded (breached_at - due_at): {}", summary(recorded));
+    println!(
+        "marking transactions (clocks@their now - due): {}",
+        transactions.join(" ")
+    );
+    println!(
+        "delay as recorded (breached_at - due_at): {}",
+        summary(recorded)
+    );
     println!(
         "delay as seen (committed; the chain's head read every 10 ms): {}",
         summary(seen)
@@ -1219,10 +1278,7 @@ fn same_moment(
     // The audit trail: one `clock.breached` per cohort clock, and a chain that still holds.
     let events: Vec<(String, String)> = schema::audit_events::table
         .filter(schema::audit_events::seq.gt(head_before))
-        .select((
-            schema::audit_events::action,
-            schema::audit_events::payload,
-        ))
+        .select((schema::audit_events::action, schema::audit_events::payload))
         .load(conn)
         .map_err(|e| failed(&e))?;
     let mut breach_events = HashSet::with_capacity(count);
