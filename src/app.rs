@@ -184,7 +184,11 @@ impl Application {
             ))
         });
         let sender = self.mailer.map(|mailer| {
-            actix_web::rt::spawn(crate::notify::deliver(self.database.clone(), mailer))
+            actix_web::rt::spawn(crate::notify::deliver(
+                self.database.clone(),
+                mailer,
+                self.metrics.clone(),
+            ))
         });
         let mut terminate = signal(SignalKind::terminate())?;
         let stop_signal = Box::pin(async move {

@@ -1,5 +1,5 @@
 //! Prometheus metrics: request counts and latency histograms by route pattern and status, and
-//! the SLA detector's marks and detection delay.
+//! the SLA detector's marks and detection delay, and the mail sender's attempts.
 //!
 //! Each application owns its registry (no global state), so tests can run several servers in
 //! one process. Routes are labelled by their pattern (`/api/v1/requests/{id}`), never by the
@@ -28,6 +28,7 @@ pub struct Metrics {
     latency: HistogramVec,
     sla_marks: IntCounterVec,
     sla_delay: prometheus::Histogram,
+    mail_attempts: IntCounterVec,
 }
 
 impl Metrics {
@@ -78,12 +79,24 @@ impl Metrics {
         registry
             .register(Box::new(sla_delay.clone()))
             .expect("first registration");
+        let mail_attempts = IntCounterVec::new(
+            Opts::new(
+                "mail_attempts_total",
+                "Delivery attempts of outbox mails by this instance's sender, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(mail_attempts.clone()))
+            .expect("first registration");
         Self {
             registry,
             requests,
             latency,
             sla_marks,
             sla_delay,
+            mail_attempts,
         }
     }
 
@@ -102,6 +115,11 @@ impl Metrics {
         if let Some(delay) = delay_seconds {
             self.sla_delay.observe(delay.max(0.0));
         }
+    }
+
+    /// Counts one delivery attempt of the mail sender: `sent`, `retry` or `dead`.
+    pub fn mail_attempt(&self, outcome: &str) {
+        self.mail_attempts.with_label_values(&[outcome]).inc();
     }
 
     /// The Prometheus text exposition of every metric.

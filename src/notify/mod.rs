@@ -35,6 +35,7 @@ use lettre::message::Mailbox;
 use crate::config::{ConfigError, MailSettings};
 use crate::db::Database;
 use crate::db::notifications::{self, Attempt, NotificationRow};
+use crate::http::Metrics;
 
 /// A mail sender: the transport, the `From`, and the retry rules.
 #[derive(Clone)]
@@ -68,7 +69,8 @@ impl Mailer {
     /// Takes mail `id` if it is still free, sends it, and records the outcome. Blocking: runs on
     /// the blocking pool. A pooled connection is taken for the claim and again for the record,
     /// never held while the mail is on the wire. Does nothing when another sender has it.
-    fn attempt(&self, database: &Database, id: &str) -> Result<(), String> {
+    /// Answers the outcome recorded (`sent`, `retry`, `dead`), if any.
+    fn attempt(&self, database: &Database, id: &str) -> Result<Option<&'static str>, String> {
         let now = Utc::now().trunc_subsecs(6);
         let lease_until = (now + self.lease()).naive_utc();
         let row = {
@@ -77,7 +79,7 @@ impl Mailer {
                 .map_err(|e| e.to_string())?
         };
         let Some(row) = row else {
-            return Ok(());
+            return Ok(None);
         };
         let outcome = message(&row, &self.from).and_then(|mail| self.transport.send(&mail));
         let done = Utc::now().trunc_subsecs(6);
@@ -94,7 +96,11 @@ impl Mailer {
         )
         .map_err(|e| e.to_string())?;
         log(&row, attempts, &attempt, recorded);
-        Ok(())
+        Ok(recorded.then_some(match attempt {
+            Attempt::Sent => "sent",
+            Attempt::Retry { .. } => "retry",
+            Attempt::Dead { .. } => "dead",
+        }))
     }
 
     /// What attempt number `attempts` with `outcome`, ending at `now`, means for the row.
@@ -153,7 +159,7 @@ fn log(row: &NotificationRow, attempts: i32, attempt: &Attempt, recorded: bool) 
 /// Each look reads the ids of up to `[mail] batch` due mails; each is then taken, sent and
 /// recorded on the blocking pool, one after the other. When nothing is due (or the database does
 /// not answer) it sleeps `[mail] tick_ms`.
-pub async fn deliver(database: Database, mailer: Mailer) {
+pub async fn deliver(database: Database, mailer: Mailer, metrics: web::Data<Metrics>) {
     let mailer = Arc::new(mailer);
     let tick = Duration::from_millis(mailer.settings.tick_ms);
     let batch = mailer.settings.batch;
@@ -178,7 +184,8 @@ pub async fn deliver(database: Database, mailer: Mailer) {
         for id in ids {
             let (sender, db) = (mailer.clone(), database.clone());
             match web::block(move || sender.attempt(&db, &id)).await {
-                Ok(Ok(())) => {}
+                Ok(Ok(Some(outcome))) => metrics.mail_attempt(outcome),
+                Ok(Ok(None)) => {}
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "mail delivery could not use the database; retrying");
                     actix_web::rt::time::sleep(tick).await;

@@ -262,6 +262,11 @@ async fn an_accepted_request_mails_the_enterprise(backend: Backend) {
     // Nothing else was mailed for this request: intake and call tell nobody.
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.received().len(), 1, "{:?}", sink.received());
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("mashangban_mail_attempts_total{outcome=\"sent\"} 1"),
+        "{metrics}"
+    );
 }
 
 async fn mails_wait_out_an_smtp_outage_and_arrive_once(backend: Backend) {
@@ -346,6 +351,12 @@ async fn a_mail_that_keeps_failing_is_parked_as_dead(backend: Backend) {
     .await;
     assert_eq!(row["attempts"], 2);
     assert!(row["sent_at"].is_null());
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("mashangban_mail_attempts_total{outcome=\"retry\"} 1")
+            && metrics.contains("mashangban_mail_attempts_total{outcome=\"dead\"} 1"),
+        "{metrics}"
+    );
     let error = row["last_error"].as_str().unwrap();
     assert!(error.to_lowercase().contains("connect"), "{error}");
     assert_eq!(outbox(&app, "status=dead").await.len(), 1);
