@@ -153,7 +153,8 @@ pub struct ClockView {
     /// When it started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
-    /// When it falls due (while paused: as last computed; resuming recomputes it).
+    /// When it falls due (while paused: as computed before the pause; resuming recomputes it
+    /// from `remaining_minutes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<DateTime<Utc>>,
     /// When it warns (the configured share of the allowance used).
@@ -172,6 +173,10 @@ pub struct ClockView {
     pub unit: String,
     /// Total time paused, in seconds.
     pub paused_seconds: i64,
+    /// While paused: the time it had left when it paused (working minutes; wall minutes for a
+    /// wall clock), which counts again from the resume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining_minutes: Option<i64>,
     /// Every pause with its reason.
     #[schema(value_type = Vec<Object>)]
     pub pauses: serde_json::Value,
@@ -356,6 +361,10 @@ pub(crate) fn clock_view(c: &ClockRow) -> ClockView {
         stopped_at: c.stopped_at.map(utc),
         unit: c.unit.clone(),
         paused_seconds: c.paused_seconds,
+        remaining_minutes: (c.state == ClockState::Paused.as_str())
+            .then_some(c.remaining_seconds)
+            .flatten()
+            .map(|seconds| seconds / 60),
         pauses: serde_json::from_str(&c.pauses).unwrap_or_default(),
         extended_days: c.extended_days,
         worked_minutes: c.worked_minutes,

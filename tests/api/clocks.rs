@@ -178,6 +178,11 @@ async fn supplement_pauses_and_the_extension_extends(app: &TestApp) {
     )
     .await;
     assert_eq!(clock(&paused, "promised")["state"], "paused");
+    // Half a working day was promised; what is left waits for the supplement.
+    let left = clock(&paused, "promised")["remaining_minutes"]
+        .as_i64()
+        .unwrap();
+    assert!((0..=210).contains(&left), "{left}");
     assert_eq!(clock(&paused, "supplement_notice")["state"], "met");
     assert_eq!(clock(&paused, "window_intake")["state"], "met");
     let pauses = clock(&paused, "promised")["pauses"]
@@ -196,6 +201,7 @@ async fn supplement_pauses_and_the_extension_extends(app: &TestApp) {
     .await;
     let promised = clock(&resumed, "promised");
     assert_eq!(promised["state"], "running");
+    assert!(promised["remaining_minutes"].is_null());
     assert!(promised["pauses"][0]["to"].is_string());
     assert!(promised["paused_seconds"].as_i64().unwrap() >= 0);
 
