@@ -174,6 +174,10 @@ impl Application {
 
         let handle = self.server.handle();
         let mut server = actix_web::rt::spawn(self.server);
+        let calendar_days = actix_web::rt::spawn(sla::follow_calendar_days(
+            self.database.clone(),
+            self.calendars.clone(),
+        ));
         let detector = self.sla.worker.then(|| {
             actix_web::rt::spawn(sla::detect(
                 self.database.clone(),
@@ -220,6 +224,7 @@ impl Application {
                 }
             }
         };
+        calendar_days.abort();
         if let Some(detector) = detector {
             detector.abort();
         }

@@ -9,8 +9,9 @@
 //! conditional update on the clock as it was read, so with several instances on one PostgreSQL
 //! each warning and breach is marked — and audited — exactly once.
 //!
-//! The same task re-reads the calendar days every few seconds, so a change made through another
-//! instance reaches this one.
+//! [`follow_calendar_days`], a task of every instance whether it runs the detector or not,
+//! re-reads the calendar days every few seconds, so a change made through another instance
+//! reaches this one's intake, steps and detector.
 
 use std::time::Duration;
 
@@ -36,20 +37,15 @@ pub async fn detect(
     settings: SlaSettings,
 ) {
     let tick = Duration::from_millis(settings.tick_ms);
-    let mut calendar_read = std::time::Instant::now();
     loop {
         let now = Utc::now();
         let batch = settings.batch;
         let warn_percent = settings.warn_percent;
-        let reload = calendar_read.elapsed() >= CALENDAR_EVERY;
         let holder = calendars.clone();
         let catalog = catalog.clone();
         let metrics = metrics.clone();
         let look = database
             .run(move |conn| {
-                if reload {
-                    holder.reload(conn)?;
-                }
                 let calendar = holder.current();
                 let rules = Rules {
                     calendar: &calendar,
@@ -69,9 +65,6 @@ pub async fn detect(
                 Ok((marked.len(), next))
             })
             .await;
-        if reload {
-            calendar_read = std::time::Instant::now();
-        }
         let pause = match look {
             Ok((marked, _)) if marked as i64 >= batch => Duration::ZERO,
             Ok((marked, next)) => {
@@ -88,6 +81,17 @@ pub async fn detect(
         };
         if !pause.is_zero() {
             actix_web::rt::time::sleep(pause).await;
+        }
+    }
+}
+
+/// Re-reads the stored calendar days every two seconds; runs until dropped.
+pub async fn follow_calendar_days(database: Database, calendars: web::Data<Calendars>) {
+    loop {
+        actix_web::rt::time::sleep(CALENDAR_EVERY).await;
+        let holder = calendars.clone();
+        if let Err(error) = database.run(move |conn| Ok(holder.reload(conn)?)).await {
+            tracing::warn!(%error, "cannot re-read the calendar days; keeping the ones in memory");
         }
     }
 }

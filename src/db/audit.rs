@@ -160,6 +160,21 @@ pub fn for_request(conn: &mut DbConnection, request_id: &str) -> QueryResult<Vec
         .load(conn)
 }
 
+/// The newest event of `action` on a request, if any (read through `audit_events_request`).
+pub fn last_of(
+    conn: &mut DbConnection,
+    request_id: &str,
+    action: &str,
+) -> QueryResult<Option<EventRow>> {
+    audit_events::table
+        .filter(audit_events::request_id.eq(request_id))
+        .filter(audit_events::action.eq(action))
+        .order(audit_events::seq.desc())
+        .select(EventRow::as_select())
+        .first(conn)
+        .optional()
+}
+
 /// Verifies the whole chain, a page at a time; with an `anchor` (a head seen earlier), also
 /// that it still holds that event. Answers the head reached.
 pub fn verify(conn: &mut DbConnection, anchor: Option<Head>) -> QueryResult<Result<Head, Broken>> {

@@ -466,15 +466,11 @@ pub async fn act(
     };
     let returned = match body.action {
         Action::Reroute => {
+            // The return this reroute answers: who returned it, and when.
             let lookup = r.id.clone();
-            let trail = db
-                .run(move |conn| Ok(audit::for_request(conn, &lookup)?))
-                .await?;
-            trail
-                .iter()
-                .rev()
-                .find(|e| e.action == Action::Return.as_str())
-                .map(|e| (e.unit.clone().unwrap_or_default(), e.at.and_utc()))
+            db.run(move |conn| Ok(audit::last_of(conn, &lookup, Action::Return.as_str())?))
+                .await?
+                .map(|e| (e.unit.unwrap_or_default(), e.at.and_utc()))
         }
         _ => None,
     };
