@@ -98,6 +98,9 @@ fn new_request(catalog_version: &str) -> (NewRequest, chrono::NaiveDateTime) {
             special_procedure: false,
             extended: false,
             deemed_accepted_at: None,
+            result_kind: None,
+            certificate: None,
+            delivered_at: None,
         },
         tasks: vec![TaskRow {
             id: task_id,
@@ -111,6 +114,10 @@ fn new_request(catalog_version: &str) -> (NewRequest, chrono::NaiveDateTime) {
             claimed_by: None,
             claimed_at: None,
             special_procedure: false,
+            opinion: None,
+            opinion_note: None,
+            opinion_by: None,
+            opinion_at: None,
         }],
         materials: vec![MaterialRow {
             id: Uuid::now_v7().to_string(),
@@ -122,6 +129,9 @@ fn new_request(catalog_version: &str) -> (NewRequest, chrono::NaiveDateTime) {
             size_bytes: Some(48213),
             status: "provided".into(),
             due_at: None,
+            supplied_at: None,
+            supplied_by: None,
+            received_at_window: false,
         }],
         clocks: vec![
             clock("window_intake", "PT20M", false),

@@ -67,6 +67,7 @@ pub fn to_row(
         worked_minutes: None,
         lost_to_unit: None,
         lost_minutes: 0,
+        material_id: None,
     };
     write(&mut row, clock);
     row

@@ -63,6 +63,8 @@ pub struct CaseRow {
     pub created_at: NaiveDateTime,
     /// Revision.
     pub revision: i32,
+    /// Why it was closed without a recorded contact.
+    pub no_contact_reason: Option<String>,
 }
 
 /// A case with its request's number and its clocks.

@@ -68,6 +68,12 @@ pub struct RequestRow {
     pub extended: bool,
     /// Deemed accepted from receipt (Art. 32), UTC.
     pub deemed_accepted_at: Option<NaiveDateTime>,
+    /// `approval` / `denial`, once delivered.
+    pub result_kind: Option<String>,
+    /// Certificate or decision number delivered.
+    pub certificate: Option<String>,
+    /// When delivered (UTC).
+    pub delivered_at: Option<NaiveDateTime>,
 }
 
 /// A stored task.
@@ -96,6 +102,14 @@ pub struct TaskRow {
     pub claimed_at: Option<NaiveDateTime>,
     /// A special procedure is under way on this task.
     pub special_procedure: bool,
+    /// An opinion task's opinion.
+    pub opinion: Option<String>,
+    /// The opinion's note.
+    pub opinion_note: Option<String>,
+    /// Who gave the opinion.
+    pub opinion_by: Option<String>,
+    /// When the opinion was given (UTC).
+    pub opinion_at: Option<NaiveDateTime>,
 }
 
 /// A stored material.
@@ -120,6 +134,12 @@ pub struct MaterialRow {
     pub status: String,
     /// Due, when pending (UTC).
     pub due_at: Option<NaiveDateTime>,
+    /// When a deferred material was supplied (UTC).
+    pub supplied_at: Option<NaiveDateTime>,
+    /// Who supplied or recorded it.
+    pub supplied_by: Option<String>,
+    /// Received at the window by a clerk.
+    pub received_at_window: bool,
 }
 
 /// A stored clock.
@@ -174,6 +194,8 @@ pub struct ClockRow {
     pub lost_to_unit: Option<String>,
     /// Working minutes lost to a return.
     pub lost_minutes: i64,
+    /// The deferred material a `material` clock watches.
+    pub material_id: Option<String>,
 }
 
 /// A stored routing decision.

@@ -78,6 +78,12 @@ diesel::table! {
         /// When the request was deemed accepted from receipt because the supplement notice
         /// ran out (Art. 32), UTC.
         deemed_accepted_at -> Nullable<Timestamp>,
+        /// `approval` or `denial`: what was delivered.
+        result_kind -> Nullable<Text>,
+        /// Certificate or decision number delivered.
+        certificate -> Nullable<Text>,
+        /// When the result was delivered (UTC).
+        delivered_at -> Nullable<Timestamp>,
     }
 }
 
@@ -106,6 +112,14 @@ diesel::table! {
         claimed_at -> Nullable<Timestamp>,
         /// A special procedure is under way on this task (bundles).
         special_procedure -> Bool,
+        /// An opinion task's opinion: `agree`, `agree_with_conditions` or `disagree`.
+        opinion -> Nullable<Text>,
+        /// The opinion's note (the conditions, or why not).
+        opinion_note -> Nullable<Text>,
+        /// Who gave the opinion (token subject).
+        opinion_by -> Nullable<Text>,
+        /// When the opinion was given (UTC).
+        opinion_at -> Nullable<Timestamp>,
     }
 }
 
@@ -130,6 +144,12 @@ diesel::table! {
         status -> Text,
         /// When a pending material is due (UTC).
         due_at -> Nullable<Timestamp>,
+        /// When a deferred material was supplied (UTC).
+        supplied_at -> Nullable<Timestamp>,
+        /// Who supplied or recorded it (token subject).
+        supplied_by -> Nullable<Text>,
+        /// Received at the window (recorded by a clerk) rather than uploaded online.
+        received_at_window -> Bool,
     }
 }
 
@@ -184,6 +204,8 @@ diesel::table! {
         lost_to_unit -> Nullable<Text>,
         /// Working minutes lost to a return.
         lost_minutes -> BigInt,
+        /// The deferred material a `material` clock watches.
+        material_id -> Nullable<Text>,
     }
 }
 
@@ -330,6 +352,8 @@ diesel::table! {
         created_at -> Timestamp,
         /// Revision for ETags.
         revision -> Integer,
+        /// Why the case was closed without a recorded contact.
+        no_contact_reason -> Nullable<Text>,
     }
 }
 

@@ -112,6 +112,14 @@ text_enum! {
         RectificationContact = "rectification_contact",
         /// A rectification case: rectify and close it with a note.
         Rectification = "rectification",
+        /// A co-unit's opinion on a matter it co-handles (联合会审), from acceptance.
+        Opinion = "opinion",
+        /// A deferred material (容缺后补), from acceptance to its supply.
+        Material = "material",
+        /// 立等可取: from acceptance to the certificate, in the same visit.
+        OnTheSpot = "on_the_spot",
+        /// 即办件: from the call at the window to completion, in the same visit.
+        Immediate = "immediate",
     }
 }
 

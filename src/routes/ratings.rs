@@ -258,6 +258,7 @@ pub async fn rate(
             closing_note: None,
             created_at: at,
             revision: 1,
+            no_contact_reason: None,
         };
         let mut clock_list = Vec::new();
         for (kind, days) in [

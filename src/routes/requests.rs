@@ -416,6 +416,10 @@ pub(crate) fn plan(
             claimed_by: None,
             claimed_at: None,
             special_procedure: false,
+            opinion: None,
+            opinion_note: None,
+            opinion_by: None,
+            opinion_at: None,
         })
         .collect();
     let materials = intake
@@ -441,6 +445,9 @@ pub(crate) fn plan(
                     .pending_days
                     .map(|days| due(Target::working_days(days)))
                     .transpose()?,
+                supplied_at: None,
+                supplied_by: None,
+                received_at_window: false,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -489,6 +496,9 @@ pub(crate) fn plan(
             special_procedure: false,
             extended: false,
             deemed_accepted_at: None,
+            result_kind: None,
+            certificate: None,
+            delivered_at: None,
         },
         tasks,
         materials,
