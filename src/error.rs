@@ -45,6 +45,10 @@ pub enum ErrorCode {
     ActionNotAllowed,
     /// The request was already rated: one rating per request.
     AlreadyRated,
+    /// The step belongs to the request's lead unit (一口受理、一处反馈); `lead_unit` names it.
+    NotLeadUnit,
+    /// The lead may not decide while a co-unit's opinion is outstanding; `missing` names them.
+    OpinionsOutstanding,
     /// `If-Match` names a revision that is no longer current: someone changed it first.
     PreconditionFailed,
     /// The change needs `If-Match` with the current `ETag`.
@@ -70,6 +74,8 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::ActionNotAllowed,
         ErrorCode::AlreadyRated,
+        ErrorCode::NotLeadUnit,
+        ErrorCode::OpinionsOutstanding,
         ErrorCode::PreconditionFailed,
         ErrorCode::PreconditionRequired,
         ErrorCode::DatabaseUnavailable,
@@ -91,6 +97,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::ActionNotAllowed => "action_not_allowed",
             ErrorCode::AlreadyRated => "already_rated",
+            ErrorCode::NotLeadUnit => "not_lead_unit",
+            ErrorCode::OpinionsOutstanding => "opinions_outstanding",
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::PreconditionRequired => "precondition_required",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
@@ -104,13 +112,15 @@ impl ErrorCode {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::MissingToken | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::NotLeadUnit => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::ActionNotAllowed | ErrorCode::AlreadyRated => StatusCode::CONFLICT,
+            ErrorCode::ActionNotAllowed
+            | ErrorCode::AlreadyRated
+            | ErrorCode::OpinionsOutstanding => StatusCode::CONFLICT,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -133,6 +143,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::ActionNotAllowed => "Action not allowed now",
             ErrorCode::AlreadyRated => "Already rated",
+            ErrorCode::NotLeadUnit => "Only the lead unit may do this",
+            ErrorCode::OpinionsOutstanding => "Opinions outstanding",
             ErrorCode::PreconditionFailed => "Changed by someone else first",
             ErrorCode::PreconditionRequired => "If-Match required",
             ErrorCode::DatabaseUnavailable => "Database unavailable",

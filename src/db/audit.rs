@@ -175,6 +175,20 @@ pub fn last_of(
         .optional()
 }
 
+/// Every event of `action` on a request, oldest first.
+pub fn all_of(
+    conn: &mut DbConnection,
+    request_id: &str,
+    action: &str,
+) -> QueryResult<Vec<EventRow>> {
+    audit_events::table
+        .filter(audit_events::request_id.eq(request_id))
+        .filter(audit_events::action.eq(action))
+        .order(audit_events::seq)
+        .select(EventRow::as_select())
+        .load(conn)
+}
+
 /// Verifies the whole chain, a page at a time; with an `anchor` (a head seen earlier), also
 /// that it still holds that event. Answers the head reached.
 pub fn verify(conn: &mut DbConnection, anchor: Option<Head>) -> QueryResult<Result<Head, Broken>> {

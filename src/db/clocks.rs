@@ -12,13 +12,13 @@ use serde_json::json;
 use super::DbConnection;
 use super::notifications::{self, Notice};
 use super::requests::ClockRow;
-use super::schema::{clocks, requests};
+use super::schema::{clocks, requests, tasks};
 use crate::domain::audit::Entry;
 use crate::domain::calendar::Calendar;
 use crate::domain::clock::{self, Change, Clock, Pause, Reaction, Rules};
 use crate::domain::lifecycle::Action;
 use crate::domain::notice::{About, Message};
-use crate::domain::request::{ClockKind, ClockState};
+use crate::domain::request::{ClockKind, ClockState, Status};
 use crate::domain::{Catalog, UnitCode};
 use crate::error::ApiError;
 
@@ -290,21 +290,21 @@ pub fn on_step(
     rules: Rules<'_>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Entry>, ApiError> {
-    let rows: Vec<ClockRow> = clocks::table
+    let mut rows: Vec<ClockRow> = clocks::table
         .filter(clocks::request_id.eq(request_id))
         .order(clocks::id)
         .select(ClockRow::as_select())
         .load(conn)?;
+    let touched = |row: &ClockRow| match step.which {
+        Which::All => true,
+        Which::RequestOnly => row.task_id.is_none(),
+        Which::Task(task) => row.task_id.as_deref() == Some(task),
+    };
+    rows.retain(touched);
+    let renewed = renew(conn, request_id, &rows, step.action)?;
+    rows.extend(renewed);
     let mut events = Vec::new();
     for row in rows {
-        let touched = match step.which {
-            Which::All => true,
-            Which::RequestOnly => row.task_id.is_none(),
-            Which::Task(task) => row.task_id.as_deref() == Some(task),
-        };
-        if !touched {
-            continue;
-        }
         if let Some((row, before, changes)) =
             guarded(conn, row, |row| react_row(row, step, rules, now))?
         {
@@ -321,6 +321,55 @@ pub fn on_step(
         }
     }
     Ok(events)
+}
+
+/// New pending clocks for the visit clocks `action` opens again ([`clock::renews`]): one per
+/// kind (and task) whose every clock has stopped — the next call after a supplement, the first
+/// call of the unit a request was re-routed to, an acceptance after re-routing. A request-level
+/// clock counts against the request's lead unit as it is now. Stored; answers the new rows.
+fn renew(
+    conn: &mut DbConnection,
+    request_id: &str,
+    rows: &[ClockRow],
+    action: Action,
+) -> Result<Vec<ClockRow>, ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut renewed = Vec::new();
+    // Newest first: the first row of a kind (and task) met is its latest clock.
+    for latest in rows.iter().rev() {
+        let kind: ClockKind = latest.kind.parse().map_err(ApiError::internal)?;
+        if !clock::renews(action, kind) || !seen.insert((&latest.kind, &latest.task_id)) {
+            continue;
+        }
+        let still_there = rows
+            .iter()
+            .filter(|r| r.kind == latest.kind && r.task_id == latest.task_id)
+            .any(|r| r.stopped_at.is_none());
+        if still_there {
+            continue; // pending or counting: the step acts on it
+        }
+        let unit = match &latest.task_id {
+            Some(_) => latest.unit.clone(),
+            None => requests::table
+                .find(request_id)
+                .select(requests::lead_unit)
+                .first(conn)?,
+        };
+        let mut fresh = to_row(
+            &Clock::new(kind, latest.target.parse().map_err(ApiError::internal)?),
+            uuid::Uuid::now_v7().to_string(),
+            request_id.to_string(),
+            latest.task_id.clone(),
+            unit,
+            latest.matter.clone(),
+        );
+        fresh.material_id = latest.material_id.clone();
+        diesel::insert_into(clocks::table)
+            .values(&fresh)
+            .execute(conn)?;
+        renewed.push(fresh);
+    }
+    Ok(renewed)
 }
 
 /// Stops the open clocks of `kinds` on the request (a step outside the lifecycle: a
@@ -374,7 +423,13 @@ fn react_row(
         changes.extend(clock.charge_return(rules, unit, returned_at, now));
     }
     let joint = step.joint && row.task_id.is_none();
-    if let Some(reaction) = clock::reaction(step.action, clock.kind, joint, step.detail) {
+    // A co-unit's opinion clock is its own: the lead's review steps on the request leave it.
+    let others_review = clock.kind == ClockKind::Opinion
+        && step.action.per_task()
+        && !matches!(step.which, Which::Task(_));
+    let reaction =
+        clock::reaction(step.action, clock.kind, joint, step.detail).filter(|_| !others_review);
+    if let Some(reaction) = reaction {
         let change = clock
             .react(&reaction, rules, now)
             .map_err(ApiError::internal)?;
@@ -385,7 +440,9 @@ fn react_row(
         }
     }
     let moved_unit = match (step.new_unit, &row.task_id) {
-        (Some(unit), None) if clock.is_open() && row.unit != unit => {
+        (Some(unit), None)
+            if (clock.is_open() || clock.state == ClockState::Pending) && row.unit != unit =>
+        {
             row.unit = unit.to_string();
             true
         }
@@ -510,6 +567,8 @@ pub fn detect_due(
 
         let mut marked = Vec::new();
         let mut events = Vec::new();
+        let mut notices = Vec::new();
+        let mut late = Vec::new();
         for mut row in rows {
             let guard = (row.state.clone(), row.check_at);
             let was_due = is_due(&row) || is_warning(&row);
@@ -528,13 +587,18 @@ pub fn detect_due(
             for change in changes {
                 events.push(event(&row, before, &change, ENGINE, None, now));
                 if change == Change::Breached && row.kind == ClockKind::SupplementNotice.as_str() {
-                    events.extend(deem_accepted(conn, &row.request_id, rules, now)?);
+                    let deemed = deem_accepted(conn, catalog, &row.request_id, rules, now)?;
+                    events.extend(deemed.events);
+                    notices.extend(deemed.notice);
+                    late.extend(deemed.breached);
                 }
                 marked.push((row.clone(), change));
             }
         }
+        // Breaches a deemed acceptance found already past are mailed like any other.
+        marked.extend(late);
         super::audit::append_many(conn, events)?;
-        let notices = supervisor_notices(conn, catalog, rules, &marked)?;
+        notices.extend(supervisor_notices(conn, catalog, rules, &marked)?);
         notifications::enqueue(conn, &notices, now)?;
         Ok(marked)
     })
@@ -677,19 +741,44 @@ fn supervisor_notices(
     Ok(notices)
 }
 
+/// What a deemed acceptance did.
+struct Deemed {
+    /// Its audit events.
+    events: Vec<Entry>,
+    /// The enterprise's mail.
+    notice: Option<Notice>,
+    /// Clocks it found already breached (the statutory limit counted from receipt).
+    breached: Vec<(ClockRow, Change)>,
+}
+
 /// Art. 32: the applicant was not told within five working days what was missing, so the
-/// request counts as accepted from receipt. Records it on the request and starts the
-/// statutory clocks from receipt; returns the audit events.
+/// request counts as accepted from receipt. A request still waiting at the window (submitted
+/// or called) becomes `accepted` — it can no longer be refused — with its tasks, the window
+/// clock stops, the co-units' opinion clocks start, and the statutory clocks start from
+/// receipt; the enterprise is told. A request elsewhere (returned, withdrawn) only records it.
 fn deem_accepted(
     conn: &mut DbConnection,
+    catalog: &Catalog,
     request_id: &str,
     rules: Rules<'_>,
     now: DateTime<Utc>,
-) -> Result<Vec<Entry>, ApiError> {
-    let (received, status): (NaiveDateTime, String) = requests::table
-        .find(request_id)
-        .select((requests::created_at, requests::status))
-        .first(conn)?;
+) -> Result<Deemed, ApiError> {
+    let mut deemed = Deemed {
+        events: Vec::new(),
+        notice: None,
+        breached: Vec::new(),
+    };
+    let (received, status, number, code, email): (NaiveDateTime, String, String, String, String) =
+        requests::table
+            .find(request_id)
+            .select((
+                requests::created_at,
+                requests::status,
+                requests::number,
+                requests::code,
+                requests::contact_email,
+            ))
+            .first(conn)?;
     let marked = diesel::update(
         requests::table
             .find(request_id)
@@ -698,47 +787,105 @@ fn deem_accepted(
     .set(requests::deemed_accepted_at.eq(received))
     .execute(conn)?;
     if marked == 0 {
-        return Ok(Vec::new());
+        return Ok(deemed);
     }
-    let mut events = vec![Entry {
+    let waiting = [Status::Submitted.as_str(), Status::Called.as_str()];
+    let mut accepted = false;
+    if waiting.contains(&status.as_str()) {
+        // Guarded by the state as read: a step that moved it meanwhile keeps its own.
+        accepted = diesel::update(
+            requests::table
+                .find(request_id)
+                .filter(requests::status.eq(&status)),
+        )
+        .set((
+            requests::status.eq(Status::Accepted.as_str()),
+            requests::revision.eq(requests::revision + 1),
+            requests::updated_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?
+            == 1;
+    }
+    if accepted {
+        diesel::update(
+            tasks::table
+                .filter(tasks::request_id.eq(request_id))
+                .filter(tasks::status.eq_any(waiting)),
+        )
+        .set(tasks::status.eq(Status::Accepted.as_str()))
+        .execute(conn)?;
+        deemed.notice = Some(Notice {
+            request_id: Some(request_id.to_string()),
+            recipient: email,
+            message: Message::DeemedAccepted {
+                from: utc(received)
+                    .with_timezone(&rules.calendar.time_zone())
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string(),
+            },
+            about: About::of(catalog, &number, &code),
+        });
+    }
+    let after = if accepted {
+        Status::Accepted.as_str().to_string()
+    } else {
+        status.clone()
+    };
+    deemed.events.push(Entry {
         request_id: request_id.to_string(),
         actor: ENGINE.into(),
         role: "system".into(),
         unit: None,
         action: "request.deemed_accepted".into(),
-        state_before: Some(status.clone()),
-        state_after: Some(status),
+        state_before: Some(status),
+        state_after: Some(after),
         payload: json!({
             "law": "Administrative Licensing Law, Art. 32: no supplement notice within five working days; accepted from receipt",
             "accepted_from": utc(received),
+            "deemed": true,
         }),
         at: now,
-    }];
+    });
     let rows: Vec<ClockRow> = clocks::table
         .filter(clocks::request_id.eq(request_id))
-        .filter(clocks::kind.eq(ClockKind::Statutory.as_str()))
-        .filter(clocks::state.eq(ClockState::Pending.as_str()))
+        .filter(clocks::stopped_at.is_null())
         .select(ClockRow::as_select())
         .load(conn)?;
     for row in rows {
-        let started = guarded(conn, row, |row| {
+        let kind: ClockKind = row.kind.parse().map_err(ApiError::internal)?;
+        // The statutory limit counts from receipt; what acceptance starts or stops at the
+        // window follows only when the request really moved to `accepted`.
+        let (starts_at, stops) = match kind {
+            ClockKind::Statutory => (Some(utc(received)), false),
+            ClockKind::Opinion if accepted => (Some(now), false),
+            ClockKind::WindowIntake if accepted => (None, true),
+            _ => continue,
+        };
+        let changed = guarded(conn, row, |row| {
             with_clock(row, |clock| {
-                let mut changes: Vec<Change> = clock
-                    .start(rules, utc(received))
-                    .map_err(ApiError::internal)?
-                    .into_iter()
-                    .collect();
+                let mut changes: Vec<Change> = Vec::new();
+                if let Some(from) = starts_at {
+                    changes.extend(clock.start(rules, from).map_err(ApiError::internal)?);
+                }
+                if stops {
+                    changes.extend(clock.stop(rules, now).map_err(ApiError::internal)?);
+                }
                 changes.extend(clock.detect(now));
                 Ok(changes)
             })
         })?;
-        if let Some((row, before, changes)) = started {
+        if let Some((row, before, changes)) = changed {
             for change in &changes {
-                events.push(event(&row, before, change, ENGINE, None, now));
+                deemed
+                    .events
+                    .push(event(&row, before, change, ENGINE, None, now));
+                if *change == Change::Breached {
+                    deemed.breached.push((row.clone(), change.clone()));
+                }
             }
         }
     }
-    Ok(events)
+    Ok(deemed)
 }
 
 /// When the next clock needs looking at, if any.

@@ -18,11 +18,12 @@ use crate::domain::UnitCode;
 use crate::domain::audit::Entry;
 use crate::domain::calendar::Calendar;
 use crate::domain::clock::Rules;
-use crate::domain::lifecycle::Action;
+use crate::domain::lifecycle::{Action, Opinion};
 use crate::domain::request::{ClockState, Status, TaskRole};
 use crate::error::ApiError;
 
-/// A step on one unit task of a bundle ([`crate::domain::lifecycle::Action::per_task`]).
+/// A step on one unit's own task: a bundle unit's review or decision, a co-unit's opinion
+/// ([`crate::domain::lifecycle::Target::Task`]).
 #[derive(Debug, Clone)]
 pub struct TaskStep {
     /// The task.
@@ -31,6 +32,36 @@ pub struct TaskStep {
     pub status: Status,
     /// Its special-procedure flag after.
     pub special_procedure: bool,
+    /// The opinion given (give_opinion).
+    pub opinion: Option<GivenOpinion>,
+}
+
+/// A co-unit's opinion, as stored on its task.
+#[derive(Debug, Clone)]
+pub struct GivenOpinion {
+    /// The opinion.
+    pub opinion: Opinion,
+    /// Its note.
+    pub note: Option<String>,
+    /// Who gave it (token subject).
+    pub by: String,
+}
+
+/// What the request keeps of its result.
+#[derive(Debug, Clone)]
+pub enum ResultUpdate {
+    /// Decided: `approval` or `denial`.
+    Decided {
+        /// The result kind.
+        kind: &'static str,
+    },
+    /// Delivered, with the certificate or decision number.
+    Delivered {
+        /// The number.
+        certificate: String,
+        /// When.
+        at: NaiveDateTime,
+    },
 }
 
 /// What the step does to the clocks (see [`crate::db::clocks::on_step`]).
@@ -64,6 +95,8 @@ pub struct Step {
     pub special_procedure: bool,
     /// Extension flag after.
     pub extended: bool,
+    /// The result to keep on the request, when the step decides or delivers it.
+    pub result: Option<ResultUpdate>,
     /// For a re-routing: the new lead unit and the decision to store.
     pub reroute: Option<(UnitCode, RoutingDecisionRow)>,
     /// For a bundle's per-task step: the task.
@@ -124,7 +157,7 @@ pub fn record(conn: &mut DbConnection, step: &Step) -> Result<RequestRecord, Ste
             return Err(StepError::Stale { revision, status });
         }
         match &step.task {
-            // A bundle's unit task moves on its own; the request's state was derived from all.
+            // A unit's own task moves on its own; the request's state was derived from all.
             Some(task) => {
                 diesel::update(tasks::table.find(&task.task_id))
                     .set((
@@ -132,16 +165,34 @@ pub fn record(conn: &mut DbConnection, step: &Step) -> Result<RequestRecord, Ste
                         tasks::special_procedure.eq(task.special_procedure),
                     ))
                     .execute(conn)?;
+                if let Some(given) = &task.opinion {
+                    diesel::update(tasks::table.find(&task.task_id))
+                        .set((
+                            tasks::opinion.eq(given.opinion.as_str()),
+                            tasks::opinion_note.eq(&given.note),
+                            tasks::opinion_by.eq(&given.by),
+                            tasks::opinion_at.eq(step.at),
+                        ))
+                        .execute(conn)?;
+                }
             }
-            // A step on the request as a whole: every task follows it.
-            None => {
-                diesel::update(tasks::table.filter(tasks::request_id.eq(&step.request_id)))
+            None => follow_request(conn, step)?,
+        }
+        match &step.result {
+            Some(ResultUpdate::Decided { kind }) => {
+                diesel::update(requests_table::table.find(&step.request_id))
+                    .set(requests_table::result_kind.eq(*kind))
+                    .execute(conn)?;
+            }
+            Some(ResultUpdate::Delivered { certificate, at }) => {
+                diesel::update(requests_table::table.find(&step.request_id))
                     .set((
-                        tasks::status.eq(step.status.as_str()),
-                        tasks::special_procedure.eq(step.special_procedure),
+                        requests_table::certificate.eq(certificate),
+                        requests_table::delivered_at.eq(at),
                     ))
                     .execute(conn)?;
             }
+            None => {}
         }
         if let Some((unit, decision)) = &step.reroute {
             changes = diesel::update(requests_table::table.find(&step.request_id))
@@ -174,6 +225,48 @@ pub fn record(conn: &mut DbConnection, step: &Step) -> Result<RequestRecord, Ste
         requests::find(conn, &Scope::All, &step.request_id)?
             .ok_or_else(|| StepError::Failed(ApiError::not_found("the request disappeared")))
     })
+}
+
+/// The tasks' side of a step on the request as a whole. The lead's review and decision of a
+/// single matter move the lead's task only: a co-unit's opinion task is its own. Every other
+/// step moves every task — except that an opinion already given stays given (the task stays
+/// `completed`) until the request closes, and a return clears the opinions: the unit it is
+/// re-routed to has the co-units give them again.
+fn follow_request(conn: &mut DbConnection, step: &Step) -> QueryResult<()> {
+    let of_request = tasks::table.filter(tasks::request_id.eq(&step.request_id));
+    let moves = (
+        tasks::status.eq(step.status.as_str()),
+        tasks::special_procedure.eq(step.special_procedure),
+    );
+    let co = TaskRole::Co.as_str();
+    if step.action.per_task() {
+        diesel::update(of_request.filter(tasks::role.ne(co)))
+            .set(moves)
+            .execute(conn)?;
+        return Ok(());
+    }
+    if step.action == Action::Return {
+        diesel::update(of_request)
+            .set((
+                tasks::opinion.eq(None::<String>),
+                tasks::opinion_note.eq(None::<String>),
+                tasks::opinion_by.eq(None::<String>),
+                tasks::opinion_at.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+    }
+    let closes = matches!(
+        step.status,
+        Status::Completed | Status::Delivered | Status::Withdrawn | Status::NotAccepted
+    );
+    if closes {
+        diesel::update(of_request).set(moves).execute(conn)?;
+    } else {
+        diesel::update(of_request.filter(tasks::role.ne(co).or(tasks::opinion.is_null())))
+            .set(moves)
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// The clocks' reaction to `step`, stored; returns their audit events.

@@ -249,6 +249,15 @@ pub struct ClockTargets {
     /// From approval to delivery of the certificate (Art. 44).
     #[schema(value_type = Option<String>, example = "10 working_days")]
     pub delivery: Option<Target>,
+    /// A co-operating unit's opinion, from acceptance (联合会审); default the promised limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "3 working_days")]
+    pub opinion: Option<Target>,
+    /// 即办件: from the call at the window to completion, in the same visit; only for
+    /// `mode = "immediate"` matters, default 60 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "PT60M")]
+    pub immediate: Option<Target>,
 }
 
 /// A unit as published in the catalog.
@@ -401,6 +410,10 @@ pub struct Bundle {
     /// Whether the result is handed over during the same visit (立等可取).
     #[serde(default)]
     pub on_the_spot: bool,
+    /// 立等可取: from acceptance to the certificate; default 60 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "PT60M")]
+    pub on_the_spot_target: Option<Target>,
     /// Channels through which it may be submitted.
     pub channels: Vec<Channel>,
 }
@@ -590,6 +603,18 @@ fn check_matter(matter: &Matter) -> Result<(), (String, String)> {
             "the window intake is wall-clock time (PT20M)".into(),
         );
     }
+    if matter.clocks.opinion.is_some() && matter.co_units.is_empty() {
+        return err(
+            ".clocks.opinion",
+            "an opinion limit needs co-units to give opinions".into(),
+        );
+    }
+    if matter.clocks.immediate.is_some() && matter.mode != Mode::Immediate {
+        return err(
+            ".clocks.immediate",
+            "only an immediate matter (mode = \"immediate\") has a 即办件 clock".into(),
+        );
+    }
     let mut codes = BTreeSet::new();
     for material in &matter.materials {
         if !valid_code(&material.code) || !codes.insert(material.code.as_str()) {
@@ -653,6 +678,12 @@ fn check_bundle(
         return Err((
             ".channels".into(),
             "at least one channel is required".into(),
+        ));
+    }
+    if bundle.on_the_spot_target.is_some() && !bundle.on_the_spot {
+        return Err((
+            ".on_the_spot_target".into(),
+            "only an on-the-spot bundle (on_the_spot = true) has a 立等可取 target".into(),
         ));
     }
     let mut seen = BTreeSet::new();
@@ -1110,6 +1141,47 @@ mod tests {
         assert!(message.contains("marketing"), "{message}");
         let line = line_of(&text, "lead_unit = \"marketing\"");
         assert_eq!(err.entry, format!("line {line}"), "{message}");
+    }
+
+    #[test]
+    fn visit_and_opinion_targets_only_where_they_apply() {
+        // An opinion limit on a matter without co-units.
+        let text = edit_entry(
+            "tax.invoice-issue",
+            "clocks = { window_intake = \"PT20M\" }",
+            "clocks = { window_intake = \"PT20M\", opinion = \"3 working_days\" }",
+        );
+        let err = refused(&text);
+        assert_eq!(
+            err.entry, "matters[tax.invoice-issue].clocks.opinion",
+            "{err}"
+        );
+        // A 即办件 clock on a promised matter.
+        let text = edit_entry(
+            "market.ip-dispute",
+            "clocks = {",
+            "clocks = { immediate = \"PT30M\",",
+        );
+        let err = refused(&text);
+        assert_eq!(
+            err.entry, "matters[market.ip-dispute].clocks.immediate",
+            "{err}"
+        );
+        // Accepted where they apply.
+        let text = edit_entry(
+            "tax.invoice-issue",
+            "clocks = { window_intake = \"PT20M\" }",
+            "clocks = { window_intake = \"PT20M\", immediate = \"PT45M\" }",
+        );
+        let catalog = Catalog::parse(FILE, &text).expect("accepted");
+        assert_eq!(
+            catalog
+                .matter("tax.invoice-issue")
+                .unwrap()
+                .clocks
+                .immediate,
+            Some(Target::Minutes(45))
+        );
     }
 
     #[test]

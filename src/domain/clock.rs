@@ -170,12 +170,33 @@ pub enum Reaction {
 /// - `approve` / `deny` stop the promised and statutory clocks; `approve` starts delivery
 ///   (Art. 44), `deny` cancels it; `deliver` stops it;
 /// - `refuse` and `withdraw` cancel what still runs;
-/// - `approve_extension` adds 10 working days to the statutory limit, 15 for joint handling.
+/// - `approve_extension` adds 10 working days to the statutory limit, 15 for joint handling;
+/// - a `return` cancels the returning unit's visit clocks (window intake, 即办件, 立等可取) and
+///   the co-units' opinion clocks: the unit it is re-routed to starts its own at its call;
+/// - a co-unit's opinion clock starts at `accept`, pauses for its own special procedure and
+///   stops at `give_opinion`;
+/// - 立等可取 (`on_the_spot`) runs from `accept` to `deliver`; 即办件 (`immediate`) from `call`
+///   to `complete`, and a supplement notice ends that visit (cancelled).
+///
+/// A visit clock that has already stopped is not started again: [`renews`] says when the
+/// step opens a new one instead (the next call after a supplement, a re-routed request).
 pub fn reaction(action: Action, kind: ClockKind, joint: bool, detail: &str) -> Option<Reaction> {
     use Action as A;
     use ClockKind as K;
     match (action, kind) {
-        (A::Call, K::WindowIntake) => Some(Reaction::Start),
+        (A::Return, K::WindowIntake | K::Immediate | K::OnTheSpot | K::Opinion) => {
+            Some(Reaction::Cancel)
+        }
+        (A::Call, K::WindowIntake | K::Immediate) => Some(Reaction::Start),
+        (A::RequestSupplement, K::Immediate) => Some(Reaction::Cancel),
+        (A::Complete, K::Immediate) => Some(Reaction::Stop),
+        (A::Accept, K::OnTheSpot | K::Opinion) => Some(Reaction::Start),
+        (A::Deliver, K::OnTheSpot) => Some(Reaction::Stop),
+        (A::GiveOpinion, K::Opinion) => Some(Reaction::Stop),
+        (A::BeginSpecialProcedure, K::Opinion) => {
+            Some(Reaction::Pause(format!("special procedure: {detail}")))
+        }
+        (A::EndSpecialProcedure, K::Opinion) => Some(Reaction::Resume),
         (A::Accept | A::Refuse | A::RequestSupplement, K::WindowIntake | K::SupplementNotice) => {
             Some(Reaction::Stop)
         }
@@ -201,6 +222,18 @@ pub fn reaction(action: Action, kind: ClockKind, joint: bool, detail: &str) -> O
         })),
         _ => None,
     }
+}
+
+/// Whether `action` opens a new clock of `kind` when the last one has stopped: every window
+/// visit is timed (the call after a supplement, the first call of the unit a request was
+/// re-routed to), and an acceptance after a re-routing starts fresh opinion and 立等可取
+/// clocks. The stopped clocks stay as they were, in history.
+pub fn renews(action: Action, kind: ClockKind) -> bool {
+    matches!(
+        (action, kind),
+        (Action::Call, ClockKind::WindowIntake | ClockKind::Immediate)
+            | (Action::Accept, ClockKind::Opinion | ClockKind::OnTheSpot)
+    )
 }
 
 impl Clock {
@@ -735,6 +768,60 @@ mod tests {
         );
         assert_eq!(change, Some(Change::LostToReturn("tax".into(), 180)));
         assert_eq!(clock.lost_minutes, 180);
+    }
+
+    #[test]
+    fn visits_opinions_and_on_the_spot_promises_have_their_clocks() {
+        use Action as A;
+        use ClockKind as K;
+        for kind in [K::WindowIntake, K::Immediate, K::OnTheSpot, K::Opinion] {
+            assert_eq!(reaction(A::Return, kind, false, ""), Some(Reaction::Cancel));
+        }
+        assert_eq!(reaction(A::Return, K::Statutory, false, ""), None);
+        assert_eq!(reaction(A::Return, K::Material, false, ""), None);
+        assert_eq!(
+            reaction(A::Call, K::Immediate, false, ""),
+            Some(Reaction::Start)
+        );
+        assert_eq!(
+            reaction(A::Complete, K::Immediate, false, ""),
+            Some(Reaction::Stop)
+        );
+        assert_eq!(
+            reaction(A::RequestSupplement, K::Immediate, false, ""),
+            Some(Reaction::Cancel)
+        );
+        assert_eq!(
+            reaction(A::Accept, K::OnTheSpot, false, ""),
+            Some(Reaction::Start)
+        );
+        assert_eq!(
+            reaction(A::Deliver, K::OnTheSpot, false, ""),
+            Some(Reaction::Stop)
+        );
+        assert_eq!(
+            reaction(A::Accept, K::Opinion, false, ""),
+            Some(Reaction::Start)
+        );
+        assert_eq!(
+            reaction(A::GiveOpinion, K::Opinion, false, ""),
+            Some(Reaction::Stop)
+        );
+        assert!(matches!(
+            reaction(A::BeginSpecialProcedure, K::Opinion, false, "appraisal"),
+            Some(Reaction::Pause(reason)) if reason.contains("appraisal")
+        ));
+        assert_eq!(
+            reaction(A::EndSpecialProcedure, K::Opinion, false, ""),
+            Some(Reaction::Resume)
+        );
+        // A decision is the lead's: it does not touch a co-unit's opinion clock.
+        assert_eq!(reaction(A::Approve, K::Opinion, false, ""), None);
+        // Every call opens a new visit; an acceptance after re-routing new opinion clocks.
+        assert!(renews(A::Call, K::WindowIntake) && renews(A::Call, K::Immediate));
+        assert!(renews(A::Accept, K::Opinion) && renews(A::Accept, K::OnTheSpot));
+        assert!(!renews(A::Call, K::Statutory) && !renews(A::Accept, K::Statutory));
+        assert!(!renews(A::Supplement, K::WindowIntake));
     }
 
     #[test]

@@ -67,6 +67,11 @@ pub enum Message {
     },
     /// 办结: to the enterprise.
     Completed,
+    /// Deemed accepted from receipt (Art. 32): no supplement notice in time; to the enterprise.
+    DeemedAccepted {
+        /// Receipt, local time, from which it counts as accepted.
+        from: String,
+    },
     /// A clock used its warning share: to the unit's supervisor.
     ClockWarning {
         /// Clock kind.
@@ -133,6 +138,7 @@ impl Message {
                 approved: false, ..
             } => "denied",
             Message::Completed => "completed",
+            Message::DeemedAccepted { .. } => "deemed_accepted",
             Message::ClockWarning { .. } => "clock_warning",
             Message::ClockBreached { .. } => "clock_breached",
             Message::AwaitingArbitration { .. } => "awaiting_arbitration",
@@ -203,6 +209,16 @@ impl Message {
                     format!("Your request {n} ({me}) has been denied. Reason: {reason}"),
                 )
             }
+            Message::DeemedAccepted { from } => (
+                "视为受理".into(),
+                "accepted (deemed)".into(),
+                format!(
+                    "您的办件 {n}（{mz}）未在五个工作日内收到一次性补正告知，依据《行政许可法》第三十二条，自收到申请之日（{from}）起即为受理。"
+                ),
+                format!(
+                    "Your request {n} ({me}) received no supplement notice within five working days, so under Art. 32 of the Administrative Licensing Law it counts as accepted from its receipt ({from})."
+                ),
+            ),
             Message::Completed => (
                 "已办结".into(),
                 "completed".into(),

@@ -21,13 +21,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::UnitCode;
-use super::catalog::{Catalog, Channel, Matter, Target};
+use super::catalog::{Catalog, Channel, Matter, Mode, Target};
 use super::request::{ClockKind, RequestKind, TaskRole};
 
 /// Art. 32: days to tell the applicant everything that is missing.
 pub const SUPPLEMENT_NOTICE_DAYS: u32 = 5;
 /// Art. 42: joint handling by several units.
 pub const JOINT_STATUTORY_DAYS: u32 = 45;
+/// 即办件 and 立等可取 when the catalog names no target: one visit of an hour.
+pub const VISIT_MINUTES: u32 = 60;
 
 /// One task of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -106,6 +108,7 @@ pub fn route(
             let matter = catalog.matter(code).expect("checked at intake");
             add_matter_tasks(matter, None, &mut tasks);
             request_clocks_of_matter(matter, &mut clocks);
+            opinion_clocks(matter, 0, &mut clocks);
             (
                 matter.lead_unit,
                 format!(
@@ -124,6 +127,7 @@ pub fn route(
             for matter in &matters {
                 let first = tasks.len();
                 add_matter_tasks(matter, Some(code), &mut tasks);
+                opinion_clocks(matter, first, &mut clocks);
                 for (kind, target) in [
                     (ClockKind::Promised, matter.clocks.promised),
                     (ClockKind::Statutory, matter.clocks.statutory),
@@ -159,6 +163,16 @@ pub fn route(
                 for clock in &mut clocks {
                     clock.task = clock.task.map(|i| i + 1);
                 }
+            }
+            if bundle.on_the_spot {
+                clocks.push(PlannedClock {
+                    kind: ClockKind::OnTheSpot,
+                    target: bundle
+                        .on_the_spot_target
+                        .unwrap_or(Target::Minutes(VISIT_MINUTES)),
+                    task: None,
+                    starts_at_intake: false,
+                });
             }
             if let Some(target) = matters
                 .iter()
@@ -250,8 +264,33 @@ fn add_matter_tasks(matter: &Matter, bundle: Option<&str>, tasks: &mut Vec<Plann
     }
 }
 
+/// An opinion clock on each co-unit task of `matter` (its tasks start at `first`, lead first):
+/// the catalog's opinion limit, else the promised, else the statutory one.
+fn opinion_clocks(matter: &Matter, first: usize, clocks: &mut Vec<PlannedClock>) {
+    let c = &matter.clocks;
+    let Some(target) = c.opinion.or(c.promised).or(c.statutory) else {
+        return;
+    };
+    for i in 0..matter.co_units.len() {
+        clocks.push(PlannedClock {
+            kind: ClockKind::Opinion,
+            target,
+            task: Some(first + 1 + i),
+            starts_at_intake: false,
+        });
+    }
+}
+
 fn request_clocks_of_matter(matter: &Matter, clocks: &mut Vec<PlannedClock>) {
     let c = &matter.clocks;
+    if matter.mode == Mode::Immediate {
+        clocks.push(PlannedClock {
+            kind: ClockKind::Immediate,
+            target: c.immediate.unwrap_or(Target::Minutes(VISIT_MINUTES)),
+            task: None,
+            starts_at_intake: false,
+        });
+    }
     if let Some(target) = c.window_intake {
         clocks.push(PlannedClock {
             kind: ClockKind::WindowIntake,

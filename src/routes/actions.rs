@@ -15,12 +15,17 @@ use crate::db::audit;
 use crate::db::calendars::Calendars;
 use crate::db::notifications::Notice;
 use crate::db::requests::{self, RequestRecord, RoutingDecisionRow, Scope, TaskRow};
-use crate::db::workflow::{self, ClockEffects, Step, StepError, TaskStep};
+use crate::db::workflow::{
+    self, ClockEffects, GivenOpinion, ResultUpdate, Step, StepError, TaskStep,
+};
 use crate::domain::audit::Entry;
 use crate::domain::clock::{EXTENSION_DAYS, JOINT_EXTENSION_DAYS};
-use crate::domain::lifecycle::{self, Action, Denied, Parties, Situation};
+use crate::domain::lifecycle::{
+    self, Action, DecisionBlocked, Denied, Opinion, Parties, Refused, Situation, TaskFacts,
+    TaskState,
+};
 use crate::domain::notice::{About, Message};
-use crate::domain::request::{RequestKind, Status, TaskRole};
+use crate::domain::request::{RequestKind, Status};
 use crate::domain::{Catalog, UnitCode};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::http::extract::if_match_revision;
@@ -64,9 +69,13 @@ pub struct ActionBody {
     pub certificate: Option<String>,
     /// The unit to re-route to (reroute).
     pub unit: Option<UnitCode>,
-    /// On a bundle, the unit task a review or decision step is for (its id); needed only when
-    /// the clerk's unit has more than one task on the bundle.
+    /// The unit's own task a review, decision or opinion step is for (its id); needed only
+    /// when the clerk's unit has more than one task that could take the step.
     pub task: Option<String>,
+    /// A co-unit's opinion (give_opinion).
+    pub opinion: Option<Opinion>,
+    /// The opinion's note: the conditions, or why not (give_opinion; required unless agree).
+    pub note: Option<String>,
 }
 
 fn text(value: &Option<String>) -> Option<&str> {
@@ -124,18 +133,48 @@ fn check(body: &ActionBody) -> Result<Value, ApiError> {
             "/certificate",
             "required: the certificate or decision number (1 to 100 characters)",
         ),
+        Action::GiveOpinion => {
+            need(
+                body.opinion.is_some(),
+                "/opinion",
+                "required: agree, agree_with_conditions or disagree",
+            );
+            let note = text(&body.note);
+            need(
+                note.is_none_or(|n| n.chars().count() <= 2000),
+                "/note",
+                "at most 2000 characters",
+            );
+            need(
+                note.is_some() || !body.opinion.is_some_and(Opinion::needs_note),
+                "/note",
+                "required unless the opinion is agree: the conditions, or why not",
+            );
+        }
         _ => {}
+    }
+    if body.action != Action::GiveOpinion {
+        need(
+            body.opinion.is_none() && body.note.is_none(),
+            "/opinion",
+            "only for give_opinion",
+        );
     }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    Ok(json!({
+    let mut payload = json!({
         "reason": reason,
         "items": body.items,
         "kind": body.kind,
         "certificate": text(&body.certificate),
         "unit": body.unit,
-    }))
+    });
+    if body.action == Action::GiveOpinion {
+        payload["opinion"] = json!(body.opinion);
+        payload["note"] = json!(text(&body.note));
+    }
+    Ok(payload)
 }
 
 /// The mails a step sends: the enterprise hears of acceptance, refusal, the supplement notice,
@@ -185,7 +224,10 @@ fn notices_of(
         }),
         Action::Approve | Action::Deny if decided => Some(Message::Decided {
             approved: after == Status::Approved,
-            reason: reason.clone(),
+            reason: payload["reasons"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| reason.clone()),
         }),
         Action::Complete => Some(Message::Completed),
         Action::Return => {
@@ -211,125 +253,135 @@ fn not_allowed(illegal: lifecycle::Illegal) -> ApiError {
         .with_extension("allowed", json!(illegal.allowed))
 }
 
-/// A review or decision step on one unit task of a bundle: the task it is for, the task's
-/// new state, and the bundle's state derived from all its unit tasks. Returns the bundle's
-/// outcome, the task step, and the steps the bundle as a whole took (for its own clocks).
-fn on_task(
-    record: &RequestRecord,
-    actor: &Actor,
-    body: &ActionBody,
-    bundle: Situation,
-) -> Result<(lifecycle::Outcome, Option<TaskStep>, Vec<Action>), ApiError> {
-    let unit_tasks: Vec<&TaskRow> = record
+/// The answer to an actor who may not take the step.
+fn denied(denied: Denied, id: &str) -> ApiError {
+    match denied {
+        Denied::Hidden => ApiError::not_found(format!("no request {id}")),
+        Denied::Forbidden(why) => ApiError::forbidden(why),
+        Denied::NotLead { lead, message } => {
+            ApiError::new(ErrorCode::NotLeadUnit, message).with_extension("lead_unit", json!(lead))
+        }
+        Denied::WhichTask(message) => ApiError::validation(vec![FieldError {
+            pointer: "/task".into(),
+            message,
+        }]),
+    }
+}
+
+/// The answer to a step that cannot be taken now.
+fn refused(refused: Refused) -> ApiError {
+    match refused {
+        Refused::Illegal(illegal, task) => {
+            let error = not_allowed(illegal);
+            match task {
+                Some(task) => error.with_extension("task", json!(task)),
+                None => error,
+            }
+        }
+        Refused::Blocked(blocked @ DecisionBlocked::Outstanding(_)) => {
+            let DecisionBlocked::Outstanding(missing) = &blocked else {
+                unreachable!()
+            };
+            let missing = json!(missing);
+            ApiError::new(ErrorCode::OpinionsOutstanding, blocked.to_string())
+                .with_extension("missing", missing)
+        }
+        Refused::Blocked(blocked @ DecisionBlocked::Unanswered(_)) => {
+            ApiError::validation(vec![FieldError {
+                pointer: "/reason".into(),
+                message: blocked.to_string(),
+            }])
+        }
+    }
+}
+
+/// Who stands where on the request, for [`lifecycle::authorize`].
+fn parties_of(record: &RequestRecord) -> Result<Parties, ApiError> {
+    let r = &record.request;
+    Ok(Parties {
+        owner: r.uscc.clone(),
+        lead_unit: r.lead_unit.parse().map_err(ApiError::internal)?,
+        bundle: r.kind == RequestKind::Bundle.as_str(),
+        tasks: record
+            .tasks
+            .iter()
+            .map(|t| task_facts(t).map(|(facts, _)| facts))
+            .collect::<Result<_, _>>()?,
+        returned: r.status == Status::Returned.as_str(),
+    })
+}
+
+fn task_facts(t: &TaskRow) -> Result<(TaskFacts, Situation), ApiError> {
+    let bad = |what: &str| ApiError::internal(format!("task {}: bad {what}", t.id));
+    Ok((
+        TaskFacts {
+            id: t.id.clone(),
+            unit: t.unit.parse().map_err(|_| bad("unit"))?,
+            role: t.role.parse().map_err(|_| bad("role"))?,
+            matter: t.matter_code.clone(),
+        },
+        Situation {
+            status: t.status.parse().map_err(|_| bad("status"))?,
+            special_procedure: t.special_procedure,
+            extended: false,
+        },
+    ))
+}
+
+/// Every task as it stands, for [`lifecycle::plan`].
+fn task_states(record: &RequestRecord) -> Result<Vec<TaskState>, ApiError> {
+    record
         .tasks
         .iter()
-        .filter(|t| t.role != TaskRole::Coordinator.as_str())
-        .collect();
-    let Actor::Clerk(unit) = actor else {
-        return Err(ApiError::forbidden(format!(
-            "only a clerk of a unit with a task on this bundle may {}",
-            body.action
-        )));
-    };
-    let mine: Vec<&TaskRow> = unit_tasks
-        .iter()
-        .copied()
-        .filter(|t| t.unit == unit.as_str())
-        .collect();
-    let task = match &body.task {
-        Some(id) => match unit_tasks.iter().find(|t| &t.id == id) {
-            Some(t) if t.unit == unit.as_str() => *t,
-            Some(t) => {
-                return Err(ApiError::forbidden(format!(
-                    "task {id} belongs to unit `{}`, not to `{unit}`",
-                    t.unit
-                )));
-            }
-            None => {
-                return Err(ApiError::validation(vec![FieldError {
-                    pointer: "/task".into(),
-                    message: format!("no unit task {id} on this bundle"),
-                }]));
-            }
-        },
-        None => match mine.as_slice() {
-            [only] => *only,
-            [] => {
-                return Err(ApiError::forbidden(format!(
-                    "unit `{unit}` has no task of its own on this bundle to {}",
-                    body.action
-                )));
-            }
-            _ => {
-                return Err(ApiError::validation(vec![FieldError {
-                    pointer: "/task".into(),
-                    message: format!(
-                        "unit `{unit}` has several tasks on this bundle; name one: {}",
-                        mine.iter()
-                            .map(|t| t.id.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                }]));
-            }
-        },
-    };
-    if !matches!(bundle.status, Status::Accepted | Status::UnderReview) {
-        return Err(not_allowed(lifecycle::Illegal {
-            action: body.action,
-            state: bundle.status,
-            allowed: lifecycle::allowed(bundle),
-        }));
-    }
-    let situation_of = |t: &TaskRow| -> Result<Situation, ApiError> {
-        Ok(Situation {
-            status: t.status.parse().map_err(ApiError::internal)?,
-            special_procedure: t.special_procedure,
-            extended: bundle.extended,
+        .map(|t| {
+            let (facts, situation) = task_facts(t)?;
+            Ok(TaskState {
+                facts,
+                situation,
+                opinion: t.opinion.as_deref().and_then(|o| o.parse().ok()),
+                note: t.opinion_note.clone(),
+            })
         })
-    };
-    let before = situation_of(task)?;
-    let after = lifecycle::apply(before, body.action)
-        .map_err(|illegal| not_allowed(illegal).with_extension("task", json!(task.id)))?;
-    let mut all = Vec::with_capacity(unit_tasks.len());
-    for t in &unit_tasks {
-        all.push(if t.id == task.id {
-            Situation {
-                status: after.status,
-                special_procedure: after.special_procedure,
-                extended: bundle.extended,
-            }
-        } else {
-            situation_of(t)?
-        });
-    }
-    let derived_situation = lifecycle::aggregate(&all, bundle.extended);
-    let mut derived = Vec::new();
-    if derived_situation.special_procedure != bundle.special_procedure {
-        derived.push(if derived_situation.special_procedure {
-            Action::BeginSpecialProcedure
-        } else {
-            Action::EndSpecialProcedure
-        });
-    }
-    match derived_situation.status {
-        Status::Approved if bundle.status != Status::Approved => derived.push(Action::Approve),
-        Status::Denied if bundle.status != Status::Denied => derived.push(Action::Deny),
-        _ => {}
-    }
-    Ok((
-        lifecycle::Outcome {
-            status: derived_situation.status,
-            special_procedure: derived_situation.special_procedure,
-            extended: bundle.extended,
-        },
-        Some(TaskStep {
-            task_id: task.id.clone(),
-            status: after.status,
-            special_procedure: after.special_procedure,
+        .collect()
+}
+
+/// The denying units' reasons of a bundle denied by its last decision, each named by its unit:
+/// the enterprise hears every one, not only the last decider's.
+fn denial_reasons(earlier: &[(Option<String>, Value)], this: Option<(&str, &str)>) -> String {
+    earlier
+        .iter()
+        .filter_map(|(unit, payload)| {
+            let reason = payload["reason"].as_str()?;
+            Some((unit.clone().unwrap_or_default(), reason.to_string()))
+        })
+        .chain(this.map(|(u, r)| (u.to_string(), r.to_string())))
+        .map(|(unit, reason)| format!("{unit}：{reason}"))
+        .collect::<Vec<_>>()
+        .join("；")
+}
+
+/// What the request keeps of its result: the decision when it is taken, the certificate or
+/// decision number and the time when it is delivered.
+fn result_of(
+    action: Action,
+    decided: Option<Status>,
+    payload: &Value,
+    now: chrono::DateTime<Utc>,
+) -> Option<ResultUpdate> {
+    match (action, decided) {
+        (Action::Deliver, _) => Some(ResultUpdate::Delivered {
+            certificate: payload["certificate"].as_str().unwrap_or_default().into(),
+            at: now.naive_utc(),
         }),
-        derived,
-    ))
+        (_, Some(status)) => Some(ResultUpdate::Decided {
+            kind: if status == Status::Approved {
+                "approval"
+            } else {
+                "denial"
+            },
+        }),
+        _ => None,
+    }
 }
 
 fn stale(revision: i32, status: &str) -> ApiError {
@@ -394,47 +446,51 @@ pub async fn act(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no request {id}")))?;
     let r = &record.request;
-    let parties = Parties {
-        owner: r.uscc.clone(),
-        lead_unit: r.lead_unit.parse().map_err(ApiError::internal)?,
-        units: record
-            .tasks
-            .iter()
-            .filter_map(|t| t.unit.parse().ok())
-            .collect(),
-    };
-    lifecycle::authorize(&principal.actor, body.action, &parties).map_err(
-        |denied| match denied {
-            Denied::Hidden => ApiError::not_found(format!("no request {id}")),
-            Denied::Forbidden(why) => ApiError::forbidden(why),
-        },
-    )?;
+    let target = lifecycle::authorize(
+        &principal.actor,
+        body.action,
+        &parties_of(&record)?,
+        body.task.as_deref(),
+    )
+    .map_err(|d| denied(d, &id))?;
     let expected = if_match_revision(&req, "request")?;
     if expected != r.revision {
         return Err(stale(r.revision, &r.status));
     }
     let status: Status = r.status.parse().map_err(ApiError::internal)?;
+    if body.action == Action::Refuse && r.deemed_accepted_at.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::ActionNotAllowed,
+            "the request counts as accepted from receipt (Art. 32: no supplement notice within five working days); it can no longer be refused",
+        )
+        .with_extension("state", json!(status)));
+    }
     let situation = Situation {
         status,
         special_procedure: r.special_procedure,
         extended: r.extended,
     };
     let joint = r.kind == RequestKind::Bundle.as_str();
-    if body.task.is_some() && !(joint && body.action.per_task()) {
-        return Err(ApiError::validation(vec![FieldError {
-            pointer: "/task".into(),
-            message: "only for a review or decision step (start_review, begin/end_special_procedure, approve, deny) on a bundle".into(),
-        }]));
-    }
-    let (outcome, task_step, derived) = if joint && body.action.per_task() {
-        on_task(&record, &principal.actor, &body, situation)?
-    } else {
-        let outcome = lifecycle::apply(situation, body.action).map_err(not_allowed)?;
-        (outcome, None, Vec::new())
-    };
     let mut payload = check(&body)?;
-    if let Some(task) = &task_step {
-        payload["task"] = json!({ "id": task.task_id, "status_after": task.status });
+    let planned = lifecycle::plan(
+        situation,
+        joint,
+        &task_states(&record)?,
+        &target,
+        body.action,
+        payload["reason"].as_str(),
+        |unit| {
+            let unit = catalog.unit(unit);
+            vec![unit.name_zh.clone(), unit.name_en.clone()]
+        },
+    )
+    .map_err(refused)?;
+    let outcome = planned.outcome;
+    if let Some((task, after)) = &planned.task {
+        payload["task"] = json!({ "id": task, "status_after": after.status });
+    }
+    if !planned.opinions.is_empty() {
+        payload["opinions"] = json!(planned.opinions);
     }
     let now = Utc::now().trunc_subsecs(6);
     let (role, unit) = match &principal.actor {
@@ -474,6 +530,23 @@ pub async fn act(
         }
         _ => None,
     };
+    let decided =
+        outcome.status != status && matches!(outcome.status, Status::Approved | Status::Denied);
+    if decided && outcome.status == Status::Denied && joint {
+        // A bundle denied: the enterprise hears every denying unit's reason.
+        let lookup = r.id.clone();
+        let earlier: Vec<(Option<String>, Value)> = db
+            .run(move |conn| Ok(audit::all_of(conn, &lookup, Action::Deny.as_str())?))
+            .await?
+            .into_iter()
+            .map(|e| (e.unit, serde_json::from_str(&e.payload).unwrap_or_default()))
+            .collect();
+        let this = match (body.action, unit.as_deref(), payload["reason"].as_str()) {
+            (Action::Deny, Some(u), Some(reason)) => Some((u, reason)),
+            _ => None,
+        };
+        payload["reasons"] = json!(denial_reasons(&earlier, this));
+    }
     let notices = notices_of(
         &catalog,
         &record,
@@ -483,11 +556,29 @@ pub async fn act(
         status,
         unit.as_deref(),
     );
+    let result = result_of(
+        body.action,
+        decided.then_some(outcome.status),
+        &payload,
+        now,
+    );
     let calendar = calendars.current();
     let step = Step {
         notices,
         request_id: r.id.clone(),
-        task: task_step,
+        task: planned.task.map(|(task_id, after)| TaskStep {
+            task_id,
+            status: after.status,
+            special_procedure: after.special_procedure,
+            opinion: match (body.action, body.opinion) {
+                (Action::GiveOpinion, Some(opinion)) => Some(GivenOpinion {
+                    opinion,
+                    note: payload["note"].as_str().map(str::to_string),
+                    by: principal.subject.clone(),
+                }),
+                _ => None,
+            },
+        }),
         action: body.action,
         clocks: ClockEffects {
             calendar,
@@ -498,12 +589,13 @@ pub async fn act(
                 .map(|k| json!(k).as_str().unwrap_or_default().to_string())
                 .unwrap_or_default(),
             returned,
-            derived,
+            derived: planned.derived,
         },
         expected_revision: expected,
         status: outcome.status,
         special_procedure: outcome.special_procedure,
         extended: outcome.extended,
+        result,
         reroute,
         event: Entry {
             request_id: r.id.clone(),
@@ -527,5 +619,5 @@ pub async fn act(
         .await??;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(&updated)))
-        .json(view(&updated)))
+        .json(view(&updated).for_actor(&principal.actor)))
 }

@@ -61,6 +61,8 @@ pub enum NoticeKind {
     RectificationOpened,
     /// The rectification case closed, to the enterprise.
     RectificationClosed,
+    /// Deemed accepted from receipt (Art. 32), to the enterprise.
+    DeemedAccepted,
 }
 
 /// One mail of the outbox.
@@ -211,7 +213,7 @@ fn parse(query: &NotificationQuery) -> Result<(Filters, Option<String>, i64), Ap
 }
 
 /// Every kind, as stored.
-const KINDS: [&str; 12] = [
+const KINDS: [&str; 13] = [
     "accepted",
     "not_accepted",
     "supplement_required",
@@ -224,6 +226,7 @@ const KINDS: [&str; 12] = [
     "awaiting_arbitration",
     "rectification_opened",
     "rectification_closed",
+    "deemed_accepted",
 ];
 
 /// List the mail outbox, newest first: what was sent to whom, what waits and why, what was
@@ -321,6 +324,7 @@ mod tests {
                 comment: "x".into(),
             },
             Message::RectificationClosed { note: "x".into() },
+            Message::DeemedAccepted { from: "x".into() },
         ];
         for message in &all {
             match message {
@@ -334,7 +338,8 @@ mod tests {
                 | Message::ClockBreached { .. }
                 | Message::AwaitingArbitration { .. }
                 | Message::RectificationOpened { .. }
-                | Message::RectificationClosed { .. } => {}
+                | Message::RectificationClosed { .. }
+                | Message::DeemedAccepted { .. } => {}
             }
         }
         all

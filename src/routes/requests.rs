@@ -20,6 +20,7 @@ use crate::db::requests::{
 use crate::domain::catalog::Target;
 use crate::domain::clock::{Clock, Rules};
 use crate::domain::intake::{self, Intake};
+use crate::domain::lifecycle::Opinion;
 use crate::domain::request::{
     ClockKind, ClockState, MaterialStatus, RequestKind, Status, TaskRole,
 };
@@ -111,6 +112,35 @@ pub struct TaskView {
     pub claimed_by: Option<String>,
     /// A special procedure is under way on this task (bundles).
     pub special_procedure: bool,
+    /// A co-unit's opinion, once given (联合会审).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opinion: Option<OpinionView>,
+}
+
+/// A co-unit's opinion on its task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpinionView {
+    /// Agree, agree with conditions, or disagree.
+    pub opinion: Opinion,
+    /// The conditions, or why not (staff only: not shown to the enterprise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// When it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given_at: Option<DateTime<Utc>>,
+}
+
+/// The result of a decided request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultView {
+    /// `approval` or `denial`.
+    pub kind: String,
+    /// The certificate or decision number, once delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// When it was delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 /// A material of the request.
@@ -230,6 +260,11 @@ pub struct RequestView {
     /// days (Art. 32): the receipt time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deemed_accepted_from: Option<DateTime<Utc>>,
+    /// Accepted by law rather than by a clerk (Art. 32; see `deemed_accepted_from`).
+    pub deemed: bool,
+    /// The decision and what was delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultView>,
     /// One task per responsible unit.
     pub tasks: Vec<TaskView>,
     /// Materials.
@@ -289,6 +324,28 @@ fn parse_or<T: std::str::FromStr>(text: &str, fallback: T) -> T {
     text.parse().unwrap_or(fallback)
 }
 
+impl RequestView {
+    /// What the enterprise sees of it: the units, not the officials who took its tasks, and
+    /// not the co-units' internal opinion notes.
+    pub fn for_enterprise(mut self) -> Self {
+        for task in &mut self.tasks {
+            task.claimed_by = None;
+            if let Some(opinion) = &mut task.opinion {
+                opinion.note = None;
+            }
+        }
+        self
+    }
+
+    /// As `actor` may see it.
+    pub fn for_actor(self, actor: &Actor) -> Self {
+        match actor {
+            Actor::Enterprise(_) => self.for_enterprise(),
+            _ => self,
+        }
+    }
+}
+
 /// Renders a stored request.
 pub fn view(record: &RequestRecord) -> RequestView {
     let r = &record.request;
@@ -312,6 +369,12 @@ pub fn view(record: &RequestRecord) -> RequestView {
         special_procedure: r.special_procedure,
         extended: r.extended,
         deemed_accepted_from: r.deemed_accepted_at.map(utc),
+        deemed: r.deemed_accepted_at.is_some(),
+        result: r.result_kind.as_ref().map(|kind| ResultView {
+            kind: kind.clone(),
+            certificate: r.certificate.clone(),
+            delivered_at: r.delivered_at.map(utc),
+        }),
         tasks: record
             .tasks
             .iter()
@@ -323,6 +386,15 @@ pub fn view(record: &RequestRecord) -> RequestView {
                 status: parse_or(&t.status, Status::Submitted),
                 claimed_by: t.claimed_by.clone(),
                 special_procedure: t.special_procedure,
+                opinion: t
+                    .opinion
+                    .as_deref()
+                    .and_then(|o| o.parse().ok())
+                    .map(|opinion| OpinionView {
+                        opinion,
+                        note: t.opinion_note.clone(),
+                        given_at: t.opinion_at.map(utc),
+                    }),
             })
             .collect(),
         materials: record
@@ -782,7 +854,10 @@ pub async fn list(
         .then(|| records.last().map(|r| r.request.id.clone()))
         .flatten();
     Ok(HttpResponse::Ok().json(RequestPage {
-        items: records.iter().map(view).collect(),
+        items: records
+            .iter()
+            .map(|r| view(r).for_actor(&principal.actor))
+            .collect(),
         total,
         next_cursor,
     }))
@@ -821,7 +896,7 @@ pub async fn read(
     let record = visible(&principal, &db, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(&record)))
-        .json(view(&record)))
+        .json(view(&record).for_actor(&principal.actor)))
 }
 
 /// Explain where the request was routed and why, with the catalog version applied.

@@ -252,10 +252,22 @@ async fn supplement_pauses_and_the_extension_extends(app: &TestApp) {
 
 async fn silence_for_five_working_days_counts_as_acceptance(app: &TestApp) {
     let id = submit(app, "market.establish").await;
+    let clerk = app.clerk_token(UnitCode::Market);
+    // The clerk called it, and then nothing happened for five working days (received long
+    // ago, so the statutory limit counted from receipt has run out too).
+    ok(app, &clerk, &id, json!({"action": "call"})).await;
     let request = read(app, &id).await;
     let notice = clock(&request, "supplement_notice");
     let clock_id = notice["id"].as_str().unwrap().to_string();
     let now = Utc::now().naive_utc();
+    {
+        use mashangban::db::schema::requests;
+        let long_ago = now - chrono::TimeDelta::days(60);
+        diesel::update(requests::table.find(&id))
+            .set(requests::created_at.eq(long_ago))
+            .execute(&mut connect(app))
+            .unwrap();
+    }
     fall_due(
         &mut connect(app),
         &clock_id,
@@ -268,9 +280,56 @@ async fn silence_for_five_working_days_counts_as_acceptance(app: &TestApp) {
     .await;
     let request = read(app, &id).await;
     assert_eq!(request["deemed_accepted_from"], request["created_at"]);
+    // A state, not a note: accepted, with its tasks, and no longer refusable.
+    assert_eq!(request["status"], "accepted");
+    assert_eq!(request["deemed"], true);
+    assert!(
+        request["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "accepted")
+    );
+    assert_eq!(clock(&request, "window_intake")["state"], "met");
     let statutory = clock(&request, "statutory");
-    assert_eq!(statutory["state"], "running");
     assert_eq!(statutory["started_at"], request["created_at"]);
+    // Sixty days from receipt is past its limit: breached at once.
+    assert_eq!(statutory["state"], "breached");
+    let response = act(
+        app,
+        &clerk,
+        &id,
+        json!({"action": "refuse", "reason": "late"}),
+    )
+    .await;
+    let body = problem(response, 409).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("Art. 32"),
+        "{body}"
+    );
+    // The enterprise is told; the breach found at that moment reaches the supervisor.
+    let mails: Vec<(String, String)> = {
+        use mashangban::db::schema::notifications;
+        notifications::table
+            .filter(notifications::request_id.eq(&id))
+            .select((notifications::kind, notifications::recipient))
+            .load(&mut connect(app))
+            .unwrap()
+    };
+    assert!(
+        mails.contains(&("deemed_accepted".into(), "office@example.com".into())),
+        "{mails:?}"
+    );
+    let market_head = mashangban::domain::Catalog::builtin()
+        .unit(UnitCode::Market)
+        .supervisor_email
+        .clone();
+    assert!(
+        mails.contains(&("clock_breached".into(), market_head)),
+        "{mails:?}"
+    );
+    // The review goes on from here like any accepted request.
+    ok(app, &clerk, &id, json!({"action": "start_review"})).await;
     let events: Value = app
         .get(
             &format!("/api/v1/requests/{id}/events"),

@@ -5,6 +5,7 @@ mod smtp_sink;
 
 mod audit;
 mod auth;
+mod authority;
 mod calendars;
 mod cli;
 mod client;

@@ -142,7 +142,7 @@ async fn a_bundle_is_worked_by_its_units(app: &TestApp) {
             .clone()
     };
 
-    // A unit with no task on the bundle may not review it.
+    // A unit with no task on the bundle does not see it at all.
     let response = act(
         app,
         &app.clerk_token(UnitCode::Justice),
@@ -150,7 +150,7 @@ async fn a_bundle_is_worked_by_its_units(app: &TestApp) {
         json!({"action": "start_review"}),
     )
     .await;
-    assert_eq!(problem(response, 403).await["code"], "forbidden");
+    assert_eq!(problem(response, 404).await["code"], "not_found");
 
     // Each unit reviews and decides its own task; the bundle follows.
     let after = ok(app, &tax, id, json!({"action": "start_review"})).await;
