@@ -329,6 +329,8 @@ pub struct QueueItem {
     pub task: TaskRow,
     /// The request's number.
     pub number: String,
+    /// The request's lead unit.
+    pub lead_unit: String,
     /// Earliest due time of the request's running clocks.
     pub due_at: Option<NaiveDateTime>,
 }
@@ -336,15 +338,19 @@ pub struct QueueItem {
 /// Open tasks of `unit`, earliest due first (no due time last, then oldest first).
 pub fn queue(conn: &mut DbConnection, unit: UnitCode, limit: i64) -> QueryResult<Vec<QueueItem>> {
     let open: Vec<&str> = OPEN.iter().map(|s| s.as_str()).collect();
-    let rows: Vec<(TaskRow, String)> = tasks::table
+    let rows: Vec<(TaskRow, String, String)> = tasks::table
         .inner_join(requests_table::table)
         .filter(tasks::unit.eq(unit.as_str()))
         .filter(tasks::status.eq_any(&open))
         .order(tasks::created_at)
         .limit(limit)
-        .select((TaskRow::as_select(), requests_table::number))
+        .select((
+            TaskRow::as_select(),
+            requests_table::number,
+            requests_table::lead_unit,
+        ))
         .load(conn)?;
-    let ids: Vec<&str> = rows.iter().map(|(t, _)| t.request_id.as_str()).collect();
+    let ids: Vec<&str> = rows.iter().map(|(t, _, _)| t.request_id.as_str()).collect();
     let dues: Vec<(String, Option<NaiveDateTime>)> = clocks_table::table
         .filter(clocks_table::request_id.eq_any(&ids))
         .filter(clocks_table::state.eq(ClockState::Running.as_str()))
@@ -352,7 +358,7 @@ pub fn queue(conn: &mut DbConnection, unit: UnitCode, limit: i64) -> QueryResult
         .load(conn)?;
     let mut items: Vec<QueueItem> = rows
         .into_iter()
-        .map(|(task, number)| {
+        .map(|(task, number, lead_unit)| {
             let due_at = dues
                 .iter()
                 .filter(|(id, _)| *id == task.request_id)
@@ -361,6 +367,7 @@ pub fn queue(conn: &mut DbConnection, unit: UnitCode, limit: i64) -> QueryResult
             QueueItem {
                 task,
                 number,
+                lead_unit,
                 due_at,
             }
         })
@@ -374,8 +381,10 @@ pub fn queue(conn: &mut DbConnection, unit: UnitCode, limit: i64) -> QueryResult
     Ok(items)
 }
 
-/// Claims the next waiting (submitted, unclaimed) task of `unit` for `clerk`. The claim is a
-/// conditional update, so two clerks can never get the same task, on either backend.
+/// Claims the next waiting, unclaimed task of `unit` for `clerk`: a request waiting at the
+/// window when the unit leads it (one intake: only the lead calls), or a unit's own review
+/// or opinion task once the request is accepted. The claim is a conditional update, so two
+/// clerks can never get the same task, on either backend.
 pub fn claim_next(
     conn: &mut DbConnection,
     unit: UnitCode,
@@ -386,7 +395,11 @@ pub fn claim_next(
         let waiting: Vec<QueueItem> = queue(conn, unit, 500)?
             .into_iter()
             .filter(|item| {
-                item.task.status == Status::Submitted.as_str() && item.task.claimed_by.is_none()
+                let at_window = item.task.status == Status::Submitted.as_str()
+                    && item.lead_unit == unit.as_str();
+                let own_review = item.task.status == Status::Accepted.as_str()
+                    && item.task.role != TaskRole::Coordinator.as_str();
+                item.task.claimed_by.is_none() && (at_window || own_review)
             })
             .collect();
         for mut item in waiting {
