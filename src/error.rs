@@ -49,6 +49,13 @@ pub enum ErrorCode {
     PreconditionFailed,
     /// The change needs `If-Match` with the current `ETag`.
     PreconditionRequired,
+    /// Only the request's lead unit (牵头单位) may take this step; a co-unit may not.
+    NotLeadUnit,
+    /// The material named is not pending on the request (already provided, or never deferred).
+    MaterialNotPending,
+    /// The result may not be delivered while deferred materials (容缺) are pending; see
+    /// `materials`.
+    MaterialsPending,
     /// The database does not answer; retry later.
     DatabaseUnavailable,
     /// Something went wrong on our side; the log has the cause.
@@ -72,6 +79,9 @@ impl ErrorCode {
         ErrorCode::AlreadyRated,
         ErrorCode::PreconditionFailed,
         ErrorCode::PreconditionRequired,
+        ErrorCode::NotLeadUnit,
+        ErrorCode::MaterialNotPending,
+        ErrorCode::MaterialsPending,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::Internal,
     ];
@@ -93,6 +103,9 @@ impl ErrorCode {
             ErrorCode::AlreadyRated => "already_rated",
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::PreconditionRequired => "precondition_required",
+            ErrorCode::NotLeadUnit => "not_lead_unit",
+            ErrorCode::MaterialNotPending => "material_not_pending",
+            ErrorCode::MaterialsPending => "materials_pending",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -104,13 +117,16 @@ impl ErrorCode {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::MissingToken | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::NotLeadUnit => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::ActionNotAllowed | ErrorCode::AlreadyRated => StatusCode::CONFLICT,
+            ErrorCode::ActionNotAllowed
+            | ErrorCode::AlreadyRated
+            | ErrorCode::MaterialNotPending
+            | ErrorCode::MaterialsPending => StatusCode::CONFLICT,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -135,6 +151,9 @@ impl ErrorCode {
             ErrorCode::AlreadyRated => "Already rated",
             ErrorCode::PreconditionFailed => "Changed by someone else first",
             ErrorCode::PreconditionRequired => "If-Match required",
+            ErrorCode::NotLeadUnit => "Only the lead unit may do this",
+            ErrorCode::MaterialNotPending => "Material not pending",
+            ErrorCode::MaterialsPending => "Deferred materials pending",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
             ErrorCode::Internal => "Internal error",
         }

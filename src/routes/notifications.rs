@@ -61,6 +61,10 @@ pub enum NoticeKind {
     RectificationOpened,
     /// The rectification case closed, to the enterprise.
     RectificationClosed,
+    /// A deferred material (容缺) is due soon, to the enterprise.
+    MaterialDue,
+    /// A deferred material arrived, to the lead unit.
+    MaterialSupplied,
 }
 
 /// One mail of the outbox.
@@ -211,7 +215,7 @@ fn parse(query: &NotificationQuery) -> Result<(Filters, Option<String>, i64), Ap
 }
 
 /// Every kind, as stored.
-const KINDS: [&str; 12] = [
+const KINDS: [&str; 14] = [
     "accepted",
     "not_accepted",
     "supplement_required",
@@ -224,6 +228,8 @@ const KINDS: [&str; 12] = [
     "awaiting_arbitration",
     "rectification_opened",
     "rectification_closed",
+    "material_due",
+    "material_supplied",
 ];
 
 /// List the mail outbox, newest first: what was sent to whom, what waits and why, what was
@@ -321,6 +327,16 @@ mod tests {
                 comment: "x".into(),
             },
             Message::RectificationClosed { note: "x".into() },
+            Message::MaterialDue {
+                code: "x".into(),
+                name: "x".into(),
+                due_at: "x".into(),
+            },
+            Message::MaterialSupplied {
+                code: "x".into(),
+                name: "x".into(),
+                received_at_window: false,
+            },
         ];
         for message in &all {
             match message {
@@ -334,7 +350,9 @@ mod tests {
                 | Message::ClockBreached { .. }
                 | Message::AwaitingArbitration { .. }
                 | Message::RectificationOpened { .. }
-                | Message::RectificationClosed { .. } => {}
+                | Message::RectificationClosed { .. }
+                | Message::MaterialDue { .. }
+                | Message::MaterialSupplied { .. } => {}
             }
         }
         all
