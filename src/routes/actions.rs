@@ -433,6 +433,9 @@ pub async fn act(
         (outcome, None, Vec::new())
     };
     let mut payload = check(&body)?;
+    if body.action == Action::Deliver {
+        crate::db::materials::ready_to_deliver(&catalog, &record)?;
+    }
     if let Some(task) = &task_step {
         payload["task"] = json!({ "id": task.task_id, "status_after": task.status });
     }

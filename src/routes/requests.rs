@@ -130,9 +130,15 @@ pub struct MaterialView {
     pub size_bytes: Option<i64>,
     /// Provided, or pending (容缺).
     pub status: MaterialStatus,
-    /// When a pending material is due.
+    /// When a deferred material is (or was) due: its `material` clock's due time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<DateTime<Utc>>,
+    /// When a deferred material was supplied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supplied_at: Option<DateTime<Utc>>,
+    /// A deferred material was received at the window by a clerk of the lead unit (else
+    /// supplied online by the enterprise, or declared at intake).
+    pub received_at_window: bool,
 }
 
 /// An SLA clock.
@@ -336,6 +342,8 @@ pub fn view(record: &RequestRecord) -> RequestView {
                 size_bytes: m.size_bytes,
                 status: parse_or(&m.status, MaterialStatus::Provided),
                 due_at: m.due_at.map(utc),
+                supplied_at: m.supplied_at.map(utc),
+                received_at_window: m.received_at_window,
             })
             .collect(),
         clocks: record.clocks.iter().map(clock_view).collect(),
@@ -377,6 +385,18 @@ pub(crate) fn etag(record: &RequestRecord) -> HeaderValue {
     HeaderValue::from_str(&format!("\"r{}\"", record.request.revision)).expect("ASCII")
 }
 
+/// 412 for a change based on a revision that is no longer current, with the current `ETag`.
+pub(crate) fn stale(revision: i32, status: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::PreconditionFailed,
+        format!("someone else changed this request first: it is now {status} (revision r{revision}); read it again"),
+    )
+    .with_header(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"r{revision}\"")).expect("ASCII"),
+    )
+}
+
 /// Builds the rows of a checked intake: routing, tasks, materials, clocks.
 pub(crate) fn plan(
     catalog: &Catalog,
@@ -386,12 +406,6 @@ pub(crate) fn plan(
     now: DateTime<Utc>,
 ) -> Result<NewRequest, ApiError> {
     let calendar = rules.calendar;
-    let due = |target: Target| -> Result<NaiveDateTime, ApiError> {
-        calendar
-            .deadline(now, target)
-            .map(|t| t.naive_utc())
-            .map_err(ApiError::internal)
-    };
     let id = Uuid::now_v7().to_string();
     let routing = routing::route(
         catalog,
@@ -422,12 +436,32 @@ pub(crate) fn plan(
             opinion_at: None,
         })
         .collect();
+    // A deferred material (容缺) gets its own clock from receipt, counted against the lead
+    // unit; the material is due when its clock is.
+    let mut material_clocks = Vec::new();
     let materials = intake
         .materials
         .iter()
         .map(|m| -> Result<MaterialRow, ApiError> {
+            let material_id = Uuid::now_v7().to_string();
+            let mut due_at = None;
+            if let Some(days) = m.pending_days {
+                let mut clock = Clock::new(ClockKind::Material, Target::working_days(days));
+                clock.start(rules, now).map_err(ApiError::internal)?;
+                due_at = clock.due_at.map(|t| t.naive_utc());
+                let mut row = clocks::to_row(
+                    &clock,
+                    Uuid::now_v7().to_string(),
+                    id.clone(),
+                    None,
+                    routing.lead_unit.to_string(),
+                    m.matter_code.clone(),
+                );
+                row.material_id = Some(material_id.clone());
+                material_clocks.push(row);
+            }
             Ok(MaterialRow {
-                id: Uuid::now_v7().to_string(),
+                id: material_id,
                 request_id: id.clone(),
                 matter_code: m.matter_code.clone(),
                 code: m.code.clone(),
@@ -441,10 +475,7 @@ pub(crate) fn plan(
                 }
                 .as_str()
                 .into(),
-                due_at: m
-                    .pending_days
-                    .map(|days| due(Target::working_days(days)))
-                    .transpose()?,
+                due_at,
                 supplied_at: None,
                 supplied_by: None,
                 received_at_window: false,
@@ -469,6 +500,7 @@ pub(crate) fn plan(
                 task.map_or_else(|| intake.code.clone(), |t| t.matter_code.clone()),
             ))
         })
+        .chain(material_clocks.into_iter().map(Ok))
         .collect::<Result<Vec<_>, _>>()?;
     let local_day = now
         .with_timezone(&calendar.time_zone())
