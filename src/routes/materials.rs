@@ -94,8 +94,9 @@ fn matters_of<'a>(catalog: &'a Catalog, record: &RequestRecord) -> (RequestKind,
 ///
 /// The enterprise that owns the request supplies it online; a clerk of the request's lead unit
 /// records one received at the window with `received_at_window: true`. The material must be
-/// pending on the request, and the request still open (not withdrawn, not accepted or
-/// delivered). In one step: the material is provided, its `material` clock stops (met, or
+/// pending on the request, and the request still open: not withdrawn, not refused (不予受理),
+/// not delivered — unless its matter delivers before its materials arrive
+/// (`deliver_before_materials`). In one step: the material is provided, its `material` clock stops (met, or
 /// late), the audit trail records `material.supplied`, and the lead unit is mailed.
 #[utoipa::path(
     tag = "requests",
@@ -164,10 +165,15 @@ pub async fn supply(
         return Err(stale(r.revision, &r.status));
     }
     let status: Status = r.status.parse().map_err(ApiError::internal)?;
-    if matches!(
-        status,
-        Status::Withdrawn | Status::NotAccepted | Status::Delivered
-    ) {
+    let (kind, matters) = matters_of(&catalog, &record);
+    let closed = match status {
+        Status::Withdrawn | Status::NotAccepted => true,
+        // A matter whose result may go out first (`deliver_before_materials`) still takes
+        // its deferred materials after delivery; any other delivered request is closed.
+        Status::Delivered => !matters.iter().any(|m| m.deliver_before_materials),
+        _ => false,
+    };
+    if closed {
         return Err(ApiError::new(
             ErrorCode::ActionNotAllowed,
             format!(
@@ -178,7 +184,6 @@ pub async fn supply(
         .with_extension("state", json!(status))
         .with_extension("allowed", json!([])));
     }
-    let (kind, matters) = matters_of(&catalog, &record);
     let supplied = intake::check_supplied(&body, &matters, kind).map_err(ApiError::validation)?;
     let file = &supplied.file;
     let pending = record.materials.iter().find(|m| {
