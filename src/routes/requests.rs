@@ -449,16 +449,7 @@ pub(crate) fn plan(
                 let mut clock = Clock::new(ClockKind::Material, Target::working_days(days));
                 clock.start(rules, now).map_err(ApiError::internal)?;
                 due_at = clock.due_at.map(|t| t.naive_utc());
-                let mut row = clocks::to_row(
-                    &clock,
-                    Uuid::now_v7().to_string(),
-                    id.clone(),
-                    None,
-                    routing.lead_unit.to_string(),
-                    m.matter_code.clone(),
-                );
-                row.material_id = Some(material_id.clone());
-                material_clocks.push(row);
+                material_clocks.push((clock, material_id.clone(), m.matter_code.clone()));
             }
             Ok(MaterialRow {
                 id: material_id,
@@ -500,8 +491,28 @@ pub(crate) fn plan(
                 task.map_or_else(|| intake.code.clone(), |t| t.matter_code.clone()),
             ))
         })
-        .chain(material_clocks.into_iter().map(Ok))
         .collect::<Result<Vec<_>, _>>()?;
+    // Their ids come after the routing clocks' (UUID v7), so a re-read lists them in the
+    // same order as this answer.
+    let clocks = clocks
+        .into_iter()
+        .chain(
+            material_clocks
+                .into_iter()
+                .map(|(clock, material_id, matter)| {
+                    let mut row = clocks::to_row(
+                        &clock,
+                        Uuid::now_v7().to_string(),
+                        id.clone(),
+                        None,
+                        routing.lead_unit.to_string(),
+                        matter,
+                    );
+                    row.material_id = Some(material_id);
+                    row
+                }),
+        )
+        .collect();
     let local_day = now
         .with_timezone(&calendar.time_zone())
         .format("%Y%m%d")
