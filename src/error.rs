@@ -53,6 +53,11 @@ pub enum ErrorCode {
     PreconditionFailed,
     /// The change needs `If-Match` with the current `ETag`.
     PreconditionRequired,
+    /// The material named is not pending on the request (already provided, or never deferred).
+    MaterialNotPending,
+    /// The result may not be delivered while deferred materials (容缺) are pending; see
+    /// `materials`.
+    MaterialsPending,
     /// The database does not answer; retry later.
     DatabaseUnavailable,
     /// Something went wrong on our side; the log has the cause.
@@ -78,6 +83,8 @@ impl ErrorCode {
         ErrorCode::OpinionsOutstanding,
         ErrorCode::PreconditionFailed,
         ErrorCode::PreconditionRequired,
+        ErrorCode::MaterialNotPending,
+        ErrorCode::MaterialsPending,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::Internal,
     ];
@@ -101,6 +108,8 @@ impl ErrorCode {
             ErrorCode::OpinionsOutstanding => "opinions_outstanding",
             ErrorCode::PreconditionFailed => "precondition_failed",
             ErrorCode::PreconditionRequired => "precondition_required",
+            ErrorCode::MaterialNotPending => "material_not_pending",
+            ErrorCode::MaterialsPending => "materials_pending",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -120,7 +129,9 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::ActionNotAllowed
             | ErrorCode::AlreadyRated
-            | ErrorCode::OpinionsOutstanding => StatusCode::CONFLICT,
+            | ErrorCode::OpinionsOutstanding
+            | ErrorCode::MaterialNotPending
+            | ErrorCode::MaterialsPending => StatusCode::CONFLICT,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -147,6 +158,8 @@ impl ErrorCode {
             ErrorCode::OpinionsOutstanding => "Opinions outstanding",
             ErrorCode::PreconditionFailed => "Changed by someone else first",
             ErrorCode::PreconditionRequired => "If-Match required",
+            ErrorCode::MaterialNotPending => "Material not pending",
+            ErrorCode::MaterialsPending => "Deferred materials pending",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
             ErrorCode::Internal => "Internal error",
         }

@@ -220,6 +220,30 @@ pub enum ClientCommand {
         #[arg(long, value_parser = not_blank)]
         reason: String,
     },
+    /// Record a deferred material (容缺后补) received at the window (clerk of the lead unit).
+    Material {
+        /// Request id.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// Act only if the request is still at this revision (as `show` printed it, e.g. r3).
+        #[arg(long, value_name = "REVISION")]
+        revision: Option<String>,
+        /// On a bundle, the matter the material is for.
+        #[arg(long, value_name = "MATTER")]
+        matter: Option<String>,
+        /// Material code, as `show` lists the pending ones.
+        #[arg(long, value_name = "CODE", value_parser = not_blank)]
+        code: String,
+        /// File name.
+        #[arg(long, value_name = "NAME", value_parser = not_blank)]
+        name: String,
+        /// File size in bytes.
+        #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(i64).range(1..))]
+        size: i64,
+        /// SHA-256 of the file, 64 hex digits.
+        #[arg(long, value_name = "HEX")]
+        sha256: String,
+    },
     /// Breached SLA clocks, newest breach first; `--csv` exports all of them (supervisors).
     Breaches(sla::BreachesArgs),
     /// Open clocks falling due soon, least time left first (supervisors).
@@ -447,6 +471,7 @@ fn action_of(command: &ClientCommand) -> Option<(&'static str, &'static str, &Ta
         | C::Show { .. }
         | C::Events { .. }
         | C::Verify { .. }
+        | C::Material { .. }
         | C::Breaches(_)
         | C::AtRisk(_)
         | C::Stats(_) => {
@@ -478,9 +503,35 @@ impl Session {
     fn run(&self, command: ClientCommand) -> Result<String, Failure> {
         if let Some((action, name, target, mut body)) = action_of(&command) {
             body["action"] = json!(action);
-            return self.act(name, target, body);
+            return self.act(name, target, "actions", body);
         }
         match command {
+            ClientCommand::Material {
+                id,
+                revision,
+                matter,
+                code,
+                name,
+                size,
+                sha256,
+            } => {
+                let target = Target {
+                    id,
+                    revision,
+                    task: None,
+                };
+                let mut body = json!({
+                    "code": code,
+                    "name": name,
+                    "size_bytes": size,
+                    "sha256": sha256,
+                    "received_at_window": true,
+                });
+                if let Some(matter) = matter {
+                    body["matter"] = json!(matter);
+                }
+                self.act("material", &target, "materials", body)
+            }
             ClientCommand::Queue => {
                 let reply = self.expect_ok(self.http.get("/api/v1/queue")?)?;
                 self.output(&reply, |body| render::queue(body, Utc::now()))
@@ -550,8 +601,15 @@ impl Session {
         })
     }
 
-    /// GET for the ETag (unless `--revision` pins one), POST the action with `If-Match`.
-    fn act(&self, name: &str, target: &Target, body: Value) -> Result<String, Failure> {
+    /// GET for the ETag (unless `--revision` pins one), POST the step to `{request}/{endpoint}`
+    /// (`actions`, or `materials` for a deferred material) with `If-Match`.
+    fn act(
+        &self,
+        name: &str,
+        target: &Target,
+        endpoint: &str,
+        body: Value,
+    ) -> Result<String, Failure> {
         let path = request_path(&target.id)?;
         let before = self.expect_ok(self.http.get(&path)?)?;
         let before_view = before.json()?;
@@ -571,7 +629,7 @@ impl Session {
         }
         let reply = self
             .http
-            .post(&format!("{path}/actions"), Some(&body), Some(&etag))?;
+            .post(&format!("{path}/{endpoint}"), Some(&body), Some(&etag))?;
         if !reply.ok() {
             let current = if reply.status == 412 {
                 self.http.get(&path).ok().filter(Reply::ok)
@@ -693,7 +751,12 @@ mod tests {
             ),
         ]);
         let out = session(&server)
-            .act("accept", &target(None), json!({"action": "accept"}))
+            .act(
+                "accept",
+                &target(None),
+                "actions",
+                json!({"action": "accept"}),
+            )
             .unwrap();
         assert_eq!(out, "PT20261128-000001: called → accepted (accept, r3).\n");
         let get = requests.recv().unwrap();
@@ -739,7 +802,12 @@ mod tests {
             ),
         ]);
         let failure = session(&server)
-            .act("accept", &target(Some("r1")), json!({"action": "accept"}))
+            .act(
+                "accept",
+                &target(Some("r1")),
+                "actions",
+                json!({"action": "accept"}),
+            )
             .unwrap_err();
         assert_eq!(failure.exit, 1);
         assert_eq!(
@@ -884,8 +952,31 @@ mod tests {
             vec!["events", "R"],
             vec!["verify"],
             vec!["verify", "--reset-anchor"],
+            vec![
+                "material", "R", "--code", "c", "--name", "n", "--size", "1", "--sha256", "x",
+            ],
         ] {
             assert!(action_of(&parse(&args).command).is_none(), "{args:?}");
+        }
+        match parse(&[
+            "material",
+            "R",
+            "--code",
+            "premises_proof",
+            "--name",
+            "lease.pdf",
+            "--size",
+            "2048",
+            "--sha256",
+            "ab",
+        ])
+        .command
+        {
+            ClientCommand::Material { id, code, size, .. } => assert_eq!(
+                (id.as_str(), code.as_str(), size),
+                ("R", "premises_proof", 2048)
+            ),
+            other => panic!("{other:?}"),
         }
         assert!(parse(&["--json", "queue"]).json);
         assert!(parse(&["queue", "--json"]).json);

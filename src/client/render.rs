@@ -238,13 +238,23 @@ pub fn request(view: &Value, etag: Option<&str>, now: DateTime<Utc>) -> String {
 
     let materials = list("materials");
     if !materials.is_empty() {
-        let mut table = Table::new(&["MATERIAL", "FILE", "STATUS", "DUE"]);
+        let mut table = Table::new(&["MATERIAL", "FILE", "STATUS", "DUE", "SUPPLIED"]);
         for m in &materials {
+            // A deferred material (容缺) once it arrived: at the window or online.
+            let supplied = match (
+                m["supplied_at"].is_string(),
+                m["received_at_window"].as_bool(),
+            ) {
+                (true, Some(true)) => "at the window",
+                (true, _) => "online",
+                (false, _) => "-",
+            };
             table.row(vec![
                 text(m, "code"),
                 text(m, "name"),
                 text(m, "status"),
                 due(&m["due_at"], now),
+                supplied.to_string(),
             ]);
         }
         out.push_str("\nMaterials\n");

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::DbConnection;
 use super::notifications::{self, Notice};
 use super::requests::ClockRow;
-use super::schema::{clocks, requests, tasks};
+use super::schema::{clocks, materials, requests, tasks};
 use crate::domain::audit::Entry;
 use crate::domain::calendar::Calendar;
 use crate::domain::clock::{self, Change, Clock, Pause, Reaction, Rules};
@@ -389,6 +389,35 @@ pub fn stop_kinds(
         .filter(clocks::stopped_at.is_null())
         .select(ClockRow::as_select())
         .load(conn)?;
+    stop_rows(conn, rows, rules, actor, now)
+}
+
+/// Stops the open clock watching the deferred material `material_id` (it was supplied),
+/// stored: met, or stopped late; returns its audit events.
+pub fn stop_material(
+    conn: &mut DbConnection,
+    material_id: &str,
+    rules: Rules<'_>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Entry>, ApiError> {
+    let rows: Vec<ClockRow> = clocks::table
+        .filter(clocks::material_id.eq(material_id))
+        .filter(clocks::kind.eq(ClockKind::Material.as_str()))
+        .filter(clocks::stopped_at.is_null())
+        .select(ClockRow::as_select())
+        .load(conn)?;
+    stop_rows(conn, rows, rules, actor, now)
+}
+
+/// Stops each of `rows`, stored; returns their audit events.
+fn stop_rows(
+    conn: &mut DbConnection,
+    rows: Vec<ClockRow>,
+    rules: Rules<'_>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Entry>, ApiError> {
     let mut events = Vec::new();
     for row in rows {
         let stopped = guarded(conn, row, |row| {
@@ -499,6 +528,12 @@ pub fn follow_calendar(
             })
         })?;
         if let Some((row, before, changes)) = followed {
+            if let Some(material) = &row.material_id {
+                // A deferred material is due when its clock is.
+                diesel::update(materials::table.find(material))
+                    .set(materials::due_at.eq(row.due_at))
+                    .execute(conn)?;
+            }
             for change in &changes {
                 events.push(event(&row, before, change, ENGINE, None, now));
             }
@@ -520,7 +555,9 @@ pub fn follow_calendar(
 /// (Art. 32): the request records it and its statutory clocks start from receipt.
 ///
 /// The supervisor of the unit a clock counts against gets a mail for each warning and breach,
-/// written to the outbox in the same transaction.
+/// written to the outbox in the same transaction — except the warning of a deferred
+/// material's clock (容缺后补), which reminds the enterprise instead: supplying it is the
+/// enterprise's part; its breach goes to the lead unit's supervisor like any other.
 pub fn detect_due(
     conn: &mut DbConnection,
     catalog: &Catalog,
@@ -599,6 +636,7 @@ pub fn detect_due(
         marked.extend(late);
         super::audit::append_many(conn, events)?;
         notices.extend(supervisor_notices(conn, catalog, rules, &marked)?);
+        notices.extend(material_reminders(conn, catalog, rules, &marked)?);
         notifications::enqueue(conn, &notices, now)?;
         Ok(marked)
     })
@@ -719,6 +757,7 @@ fn supervisor_notices(
             .unwrap_or_default();
         let (clock, unit_name) = (row.kind.clone(), row.unit.clone());
         let message = match change {
+            Change::Warned if row.kind == ClockKind::Material.as_str() => continue,
             Change::Warned => Message::ClockWarning {
                 clock,
                 unit: unit_name,
@@ -736,6 +775,54 @@ fn supervisor_notices(
             recipient: catalog.unit(unit).supervisor_email.clone(),
             message,
             about: About::of(catalog, number, code),
+        });
+    }
+    Ok(notices)
+}
+
+/// A reminder to the enterprise for each warning of a deferred material's clock: which
+/// material, due when.
+fn material_reminders(
+    conn: &mut DbConnection,
+    catalog: &Catalog,
+    rules: Rules<'_>,
+    marked: &[(ClockRow, Change)],
+) -> QueryResult<Vec<Notice>> {
+    let zone = rules.calendar.time_zone();
+    let mut notices = Vec::new();
+    for (row, change) in marked {
+        let (Change::Warned, Some(material)) = (change, &row.material_id) else {
+            continue;
+        };
+        if row.kind != ClockKind::Material.as_str() {
+            continue;
+        }
+        let (number, code, contact): (String, String, String) = requests::table
+            .find(&row.request_id)
+            .select((requests::number, requests::code, requests::contact_email))
+            .first(conn)?;
+        let (material_code, name): (String, String) = materials::table
+            .find(material)
+            .select((materials::code, materials::name))
+            .first(conn)?;
+        let due_at = row
+            .due_at
+            .map(|due| {
+                utc(due)
+                    .with_timezone(&zone)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        notices.push(Notice {
+            request_id: Some(row.request_id.clone()),
+            recipient: contact,
+            message: Message::MaterialDue {
+                code: material_code,
+                name,
+                due_at,
+            },
+            about: About::of(catalog, &number, &code),
         });
     }
     Ok(notices)

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod calendars;
 pub mod clocks;
 pub mod instances;
+pub mod materials;
 pub mod notifications;
 pub mod open311;
 pub mod ratings;

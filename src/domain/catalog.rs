@@ -355,6 +355,69 @@ pub struct Field {
     pub options: Vec<String>,
 }
 
+/// What a [`Rule`] may forbid.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Relief {
+    /// 容缺受理: a deferrable material missing at intake, supplied later.
+    Deferral,
+    /// 告知承诺: approval on a signed commitment.
+    Commitment,
+}
+
+impl Relief {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Relief::Deferral => "deferral",
+            Relief::Commitment => "commitment",
+        }
+    }
+}
+
+/// The condition of a [`Rule`]: a form field of the matter has this value.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// A field of the matter's form.
+    pub field: String,
+    /// The value that makes the rule apply (checked against the field's type).
+    #[schema(value_type = Object)]
+    pub equals: serde_json::Value,
+}
+
+/// A rule of a matter: when the form says so, some reliefs are not available, e.g. no 容缺
+/// and no 告知承诺 for projects involving heritage protection (plan (三)5:
+/// 涉及风貌保护及文物的项目除外).
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Code, unique within the matter; refusals name it.
+    pub code: String,
+    /// When it applies.
+    pub when: Condition,
+    /// What it forbids (at least one).
+    pub forbid: Vec<Relief>,
+    /// Why, in Chinese.
+    pub reason_zh: String,
+    /// Why, in English.
+    pub reason_en: String,
+}
+
+impl Rule {
+    /// Whether the rule applies to `form` (one matter's form object).
+    pub fn applies(&self, form: &serde_json::Value) -> bool {
+        form.get(&self.when.field) == Some(&self.when.equals)
+    }
+
+    /// Whether it forbids `relief`.
+    pub fn forbids(&self, relief: Relief) -> bool {
+        self.forbid.contains(&relief)
+    }
+}
+
 /// A matter (事项): one kind of request the district handles.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -389,6 +452,13 @@ pub struct Matter {
     /// Form fields.
     #[serde(default)]
     pub fields: Vec<Field>,
+    /// Rules on the form that forbid 容缺 or 告知承诺.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Rule>,
+    /// The result may be delivered while a deferred (容缺) material is still pending; by
+    /// default delivery waits for every one.
+    #[serde(default)]
+    pub deliver_before_materials: bool,
 }
 
 /// A bundle (一件事): several matters, several units in parallel, one intake, one reply.
@@ -654,6 +724,56 @@ fn check_matter(matter: &Matter) -> Result<(), (String, String)> {
                 return err(&entry, "min is above max".into());
             }
         }
+    }
+    let mut rules = BTreeSet::new();
+    for rule in &matter.rules {
+        check_rule(matter, rule)
+            .map_err(|(field, problem)| (format!(".rules[{}]{field}", rule.code), problem))?;
+        if !rules.insert(rule.code.as_str()) {
+            return err(
+                &format!(".rules[{}]", rule.code),
+                "rule codes must be unique within the matter".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks one rule against its matter: a known field, a value of its type, something
+/// forbidden, reasons in both languages.
+fn check_rule(matter: &Matter, rule: &Rule) -> Result<(), (String, String)> {
+    let err = |field: &str, problem: String| Err((field.to_string(), problem));
+    if !valid_code(&rule.code) {
+        return err("", "code must be lower-case letters, digits and -_.".into());
+    }
+    let Some(field) = matter.fields.iter().find(|f| f.name == rule.when.field) else {
+        let known: Vec<&str> = matter.fields.iter().map(|f| f.name.as_str()).collect();
+        return err(
+            ".when.field",
+            format!(
+                "`{}` is not a field of the matter; fields: {}",
+                rule.when.field,
+                known.join(", ")
+            ),
+        );
+    };
+    if let Err(problem) = super::intake::check_field(field, &rule.when.equals) {
+        return err(
+            ".when.equals",
+            format!("not a value of the field `{}`: {problem}", field.name),
+        );
+    }
+    if rule.forbid.is_empty() {
+        return err(
+            ".forbid",
+            "forbid at least one of: deferral, commitment".into(),
+        );
+    }
+    if rule.forbid.iter().collect::<BTreeSet<_>>().len() != rule.forbid.len() {
+        return err(".forbid", "a relief is listed twice".into());
+    }
+    if rule.reason_zh.trim().is_empty() || rule.reason_en.trim().is_empty() {
+        return err(".reason", "both reasons are required".into());
     }
     Ok(())
 }
@@ -1313,6 +1433,123 @@ mod tests {
         );
         let err = refused(&text);
         assert_eq!(err.entry, "bundles[bundle.credit-repair].matters");
+    }
+
+    // --- Rules on the form ----------------------------------------------------------------
+
+    #[test]
+    fn heritage_projects_get_neither_deferral_nor_commitment() {
+        let catalog = Catalog::builtin();
+        for code in [
+            "construction.permit",
+            "construction.joint-review",
+            "planning.design-scheme-review",
+        ] {
+            let matter = catalog.matter(code).unwrap();
+            let rule = matter
+                .rules
+                .iter()
+                .find(|r| r.code == "heritage-protection")
+                .unwrap_or_else(|| panic!("{code} has no heritage rule"));
+            assert!(rule.forbids(Relief::Deferral) && rule.forbids(Relief::Commitment));
+            let field = matter
+                .fields
+                .iter()
+                .find(|f| f.name == rule.when.field)
+                .unwrap();
+            assert_eq!(field.field_type, FieldType::Boolean, "{code}");
+            assert!(field.required, "{code}: the applicant must say");
+            assert!(rule.applies(&serde_json::json!({"heritage_protection": true})));
+            assert!(!rule.applies(&serde_json::json!({"heritage_protection": false})));
+            assert!(!rule.applies(&serde_json::json!({})));
+            // Where the rule can bite: the matter has something to defer.
+            assert!(matter.materials.iter().any(|m| m.deferrable_days.is_some()));
+        }
+        // Delivery waits for deferred materials unless the matter says otherwise.
+        assert!(
+            catalog
+                .matter("market.multi-site-filing")
+                .unwrap()
+                .deliver_before_materials
+        );
+        assert!(
+            !catalog
+                .matter("market.establish")
+                .unwrap()
+                .deliver_before_materials
+        );
+    }
+
+    #[test]
+    fn rule_on_an_unknown_field_is_refused() {
+        let text = edit_entry(
+            "construction.permit",
+            "when = { field = \"heritage_protection\"",
+            "when = { field = \"heritage\"",
+        );
+        let err = refused(&text);
+        assert_eq!(err.file, FILE);
+        assert_eq!(
+            err.entry,
+            "matters[construction.permit].rules[heritage-protection].when.field"
+        );
+        assert!(err.problem.contains("`heritage`"), "{err}");
+        assert!(
+            err.problem.contains("planned_start_on"),
+            "lists the fields: {err}"
+        );
+    }
+
+    #[test]
+    fn rule_forbidding_an_unknown_relief_is_refused_with_its_line() {
+        let text = edit_entry(
+            "construction.permit",
+            "forbid = [\"deferral\", \"commitment\"]",
+            "forbid = [\"deferral\", \"waiver\"]",
+        );
+        let err = refused(&text);
+        assert!(err.to_string().contains(FILE), "{err}");
+        assert!(err.problem.contains("waiver"), "{err}");
+        assert_eq!(
+            err.entry,
+            format!("line {}", line_of(&text, "\"waiver\"]")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rule_with_a_value_of_the_wrong_type_or_nothing_forbidden_is_refused() {
+        let text = edit_entry(
+            "construction.joint-review",
+            "equals = true",
+            "equals = \"yes\"",
+        );
+        let err = refused(&text);
+        assert_eq!(
+            err.entry,
+            "matters[construction.joint-review].rules[heritage-protection].when.equals"
+        );
+        assert!(err.problem.contains("true or false"), "{err}");
+
+        let text = edit_entry(
+            "construction.joint-review",
+            "forbid = [\"deferral\", \"commitment\"]",
+            "forbid = []",
+        );
+        let err = refused(&text);
+        assert_eq!(
+            err.entry,
+            "matters[construction.joint-review].rules[heritage-protection].forbid"
+        );
+
+        // An unknown key in a rule is refused like anywhere else.
+        let text = edit_entry(
+            "construction.joint-review",
+            "forbid = [\"deferral\", \"commitment\"]",
+            "forbid = [\"deferral\"]\nurgent = true",
+        );
+        let err = refused(&text);
+        assert!(err.problem.contains("urgent"), "{err}");
     }
 
     /// A minimal hand-written catalog: every unit and `matter`.

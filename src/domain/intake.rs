@@ -8,7 +8,7 @@
 use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
-use super::catalog::{Catalog, Channel, Field, FieldType, Matter};
+use super::catalog::{Catalog, Channel, Field, FieldType, Matter, Relief};
 use super::request::RequestKind;
 use super::uscc::Uscc;
 use crate::error::FieldError;
@@ -273,6 +273,10 @@ pub fn check(catalog: &Catalog, body: &Value, uscc: &Uscc) -> Result<Intake, Vec
         Vec::new()
     };
 
+    if known {
+        check_rules(&matters, kind, &form, commitment, &materials, &mut v);
+    }
+
     if !v.0.is_empty() {
         return Err(v.0);
     }
@@ -484,120 +488,20 @@ fn check_materials(
     let mut declared: Vec<DeclaredMaterial> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let base = format!("/materials/{i}");
-        let Some(object) = item.as_object() else {
-            v.add(
-                base,
-                "must be an object with code, name, sha256 and size_bytes",
-            );
+        let Some(file) = check_file(item, &base, &[], matters, kind, v) else {
             continue;
         };
-        for key in object.keys() {
-            if !["matter", "code", "name", "sha256", "size_bytes"].contains(&key.as_str()) {
-                v.add(
-                    format!("{base}/{}", escape(key)),
-                    format!("unknown field `{key}`"),
-                );
-            }
-        }
-        let matter = match (kind, object.get("matter")) {
-            (_, Some(Value::String(code))) => match matters.iter().find(|m| &m.code == code) {
-                Some(m) => Some(*m),
-                None => {
-                    v.add(
-                        format!("{base}/matter"),
-                        format!("`{code}` is not a matter of this request"),
-                    );
-                    None
-                }
-            },
-            (_, Some(_)) => {
-                v.add(format!("{base}/matter"), "must be a matter code");
-                None
-            }
-            (RequestKind::Matter, None) => Some(matters[0]),
-            (RequestKind::Bundle, None) => {
-                v.add(
-                    format!("{base}/matter"),
-                    "required in a bundle: which matter the material is for",
-                );
-                None
-            }
-        };
-        let code = match object.get("code") {
-            Some(Value::String(c)) => c.clone(),
-            _ => {
-                v.add(
-                    format!("{base}/code"),
-                    "required: the material code from the catalog",
-                );
-                continue;
-            }
-        };
-        let Some(matter) = matter else { continue };
-        if !matter.materials.iter().any(|m| m.code == code) {
-            let known: Vec<&str> = matter.materials.iter().map(|m| m.code.as_str()).collect();
-            v.add(
-                format!("{base}/code"),
-                format!(
-                    "`{code}` is not a material of `{}`; materials: {}",
-                    matter.code,
-                    known.join(", ")
-                ),
-            );
-            continue;
-        }
         if declared
             .iter()
-            .any(|d| d.matter_code == matter.code && d.code == code)
+            .any(|d| d.matter_code == file.matter_code && d.code == file.code)
         {
             v.add(
                 format!("{base}/code"),
-                format!("`{code}` is declared twice"),
+                format!("`{}` is declared twice", file.code),
             );
             continue;
         }
-        let name = match object.get("name") {
-            Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 200 => {
-                n.trim().to_string()
-            }
-            _ => {
-                v.add(
-                    format!("{base}/name"),
-                    "required: the file name, 1 to 200 characters",
-                );
-                String::new()
-            }
-        };
-        let sha256 = match object.get("sha256") {
-            Some(Value::String(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                h.to_ascii_lowercase()
-            }
-            _ => {
-                v.add(
-                    format!("{base}/sha256"),
-                    "required: the SHA-256 of the file, 64 hex digits",
-                );
-                String::new()
-            }
-        };
-        let size_bytes = match object.get("size_bytes").and_then(Value::as_i64) {
-            Some(n) if n > 0 => n,
-            _ => {
-                v.add(
-                    format!("{base}/size_bytes"),
-                    "required: the file size in bytes, at least 1",
-                );
-                0
-            }
-        };
-        declared.push(DeclaredMaterial {
-            matter_code: matter.code.clone(),
-            code,
-            name,
-            sha256: Some(sha256),
-            size_bytes: Some(size_bytes),
-            pending_days: None,
-        });
+        declared.push(file);
     }
 
     // Required materials not declared: pending if 容缺 is allowed, refused otherwise.
@@ -629,6 +533,212 @@ fn check_materials(
         }
     }
     declared
+}
+
+/// Members of a declared material.
+const FILE_KEYS: &[&str] = &["matter", "code", "name", "sha256", "size_bytes"];
+
+/// Checks one declared file at `base` (`/materials/0` at intake, the body itself when a
+/// deferred material is supplied): the matter it is for, a material code of that matter, the
+/// file name, its SHA-256 and size. `extra` are further members the caller reads itself.
+fn check_file(
+    item: &Value,
+    base: &str,
+    extra: &[&str],
+    matters: &[&Matter],
+    kind: RequestKind,
+    v: &mut Violations,
+) -> Option<DeclaredMaterial> {
+    let Some(object) = item.as_object() else {
+        v.add(
+            base,
+            "must be an object with code, name, sha256 and size_bytes",
+        );
+        return None;
+    };
+    for key in object.keys() {
+        if !FILE_KEYS.contains(&key.as_str()) && !extra.contains(&key.as_str()) {
+            v.add(
+                format!("{base}/{}", escape(key)),
+                format!("unknown field `{key}`"),
+            );
+        }
+    }
+    let matter = match (kind, object.get("matter")) {
+        (_, Some(Value::String(code))) => match matters.iter().find(|m| &m.code == code) {
+            Some(m) => Some(*m),
+            None => {
+                v.add(
+                    format!("{base}/matter"),
+                    format!("`{code}` is not a matter of this request"),
+                );
+                None
+            }
+        },
+        (_, Some(_)) => {
+            v.add(format!("{base}/matter"), "must be a matter code");
+            None
+        }
+        (RequestKind::Matter, None) => matters.first().copied(),
+        (RequestKind::Bundle, None) => {
+            v.add(
+                format!("{base}/matter"),
+                "required in a bundle: which matter the material is for",
+            );
+            None
+        }
+    };
+    let code = match object.get("code") {
+        Some(Value::String(c)) => c.clone(),
+        _ => {
+            v.add(
+                format!("{base}/code"),
+                "required: the material code from the catalog",
+            );
+            return None;
+        }
+    };
+    let matter = matter?;
+    if !matter.materials.iter().any(|m| m.code == code) {
+        let known: Vec<&str> = matter.materials.iter().map(|m| m.code.as_str()).collect();
+        v.add(
+            format!("{base}/code"),
+            format!(
+                "`{code}` is not a material of `{}`; materials: {}",
+                matter.code,
+                known.join(", ")
+            ),
+        );
+        return None;
+    }
+    let name = match object.get("name") {
+        Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 200 => {
+            n.trim().to_string()
+        }
+        _ => {
+            v.add(
+                format!("{base}/name"),
+                "required: the file name, 1 to 200 characters",
+            );
+            String::new()
+        }
+    };
+    let sha256 = match object.get("sha256") {
+        Some(Value::String(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            h.to_ascii_lowercase()
+        }
+        _ => {
+            v.add(
+                format!("{base}/sha256"),
+                "required: the SHA-256 of the file, 64 hex digits",
+            );
+            String::new()
+        }
+    };
+    let size_bytes = match object.get("size_bytes").and_then(Value::as_i64) {
+        Some(n) if n > 0 => n,
+        _ => {
+            v.add(
+                format!("{base}/size_bytes"),
+                "required: the file size in bytes, at least 1",
+            );
+            0
+        }
+    };
+    Some(DeclaredMaterial {
+        matter_code: matter.code.clone(),
+        code,
+        name,
+        sha256: Some(sha256),
+        size_bytes: Some(size_bytes),
+        pending_days: None,
+    })
+}
+
+/// A deferred material supplied after intake (容缺后补), checked against the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuppliedMaterial {
+    /// The file, as a declared material (`pending_days` is `None`).
+    pub file: DeclaredMaterial,
+    /// Recorded at the window by a clerk rather than supplied online.
+    pub received_at_window: bool,
+}
+
+/// Checks the body of a supply (`POST /api/v1/requests/{id}/materials`): the same members as a
+/// material declared at intake, plus `received_at_window`, with pointers from the body's root.
+/// `matters` are the request's matters (one, or a bundle's).
+pub fn check_supplied(
+    body: &Value,
+    matters: &[&Matter],
+    kind: RequestKind,
+) -> Result<SuppliedMaterial, Vec<FieldError>> {
+    let mut v = Violations::default();
+    let received_at_window = match body.get("received_at_window") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            v.add("/received_at_window", "must be true or false");
+            false
+        }
+    };
+    let file = check_file(body, "", &["received_at_window"], matters, kind, &mut v);
+    match file {
+        Some(file) if v.0.is_empty() => Ok(SuppliedMaterial {
+            file,
+            received_at_window,
+        }),
+        _ => Err(v.0),
+    }
+}
+
+/// The catalog's rules on the form ([`crate::domain::catalog::Rule`]): where one applies, the
+/// reliefs it forbids are refused, naming the rule — a deferred (容缺) material of its matter
+/// at `/materials`, a signed commitment (告知承诺) at `/commitment`.
+fn check_rules(
+    matters: &[&Matter],
+    kind: RequestKind,
+    form: &Value,
+    commitment: bool,
+    materials: &[DeclaredMaterial],
+    v: &mut Violations,
+) {
+    for matter in matters {
+        let part = match kind {
+            RequestKind::Matter => form,
+            RequestKind::Bundle => form.get(&matter.code).unwrap_or(&Value::Null),
+        };
+        for rule in matter.rules.iter().filter(|r| r.applies(part)) {
+            let why = format!(
+                "rule `{}` of `{}` ({} = {}): {} ({})",
+                rule.code,
+                matter.code,
+                rule.when.field,
+                rule.when.equals,
+                rule.reason_en,
+                rule.reason_zh
+            );
+            if commitment && rule.forbids(Relief::Commitment) {
+                v.add(
+                    "/commitment",
+                    format!("no approval on a signed commitment (告知承诺): {why}"),
+                );
+            }
+            if rule.forbids(Relief::Deferral) {
+                for deferred in materials
+                    .iter()
+                    .filter(|m| m.matter_code == matter.code && m.pending_days.is_some())
+                {
+                    v.add(
+                        "/materials",
+                        format!(
+                            "required material `{}` ({}) must be declared now, not supplied later (容缺): {why}",
+                            deferred.code, deferred.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// A plain e-mail check: one `@`, a non-empty local part, a dotted domain, no spaces.

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod clock;
 pub mod intake;
 pub mod lifecycle;
+pub mod material;
 pub mod notice;
 pub mod open311;
 pub mod rating;

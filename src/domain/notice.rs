@@ -109,6 +109,24 @@ pub enum Message {
         /// What was rectified.
         note: String,
     },
+    /// 容缺后补: a deferred material is due soon (its clock warned), to the enterprise.
+    MaterialDue {
+        /// Material code.
+        code: String,
+        /// Material name.
+        name: String,
+        /// Due time, local, `YYYY-MM-DD HH:MM`.
+        due_at: String,
+    },
+    /// A deferred material arrived: to the lead unit.
+    MaterialSupplied {
+        /// Material code.
+        code: String,
+        /// File name.
+        name: String,
+        /// Received at the window (else supplied online).
+        received_at_window: bool,
+    },
 }
 
 /// Chinese and English names of a clock kind.
@@ -121,6 +139,7 @@ fn clock_names(kind: &str) -> (&'static str, &'static str) {
         "delivery" => ("送达时限", "delivery limit"),
         "rectification_contact" => ("整改联系时限", "rectification contact limit"),
         "rectification" => ("整改时限", "rectification limit"),
+        "material" => ("容缺材料补交时限", "deferred material limit"),
         _ => ("时限", "time limit"),
     }
 }
@@ -144,6 +163,8 @@ impl Message {
             Message::AwaitingArbitration { .. } => "awaiting_arbitration",
             Message::RectificationOpened { .. } => "rectification_opened",
             Message::RectificationClosed { .. } => "rectification_closed",
+            Message::MaterialDue { .. } => "material_due",
+            Message::MaterialSupplied { .. } => "material_supplied",
         }
     }
 
@@ -283,6 +304,35 @@ impl Message {
                 format!("您对办件 {n}（{mz}）的评价已处理。整改情况：{note}"),
                 format!("Your rating of request {n} ({me}) has been handled. Outcome: {note}"),
             ),
+            Message::MaterialDue { code, name, due_at } => (
+                "容缺材料即将到期".into(),
+                "deferred material due soon".into(),
+                format!(
+                    "您的办件 {n}（{mz}）容缺受理的材料「{name}」（{code}）须于 {due_at} 前补交。请通过原渠道提交或到窗口递交；补齐前不予出件。"
+                ),
+                format!(
+                    "The material \"{name}\" ({code}) that your request {n} ({me}) was accepted without is due by {due_at}. Please supply it online or at the window; the result is not handed over before it arrives."
+                ),
+            ),
+            Message::MaterialSupplied {
+                code,
+                name,
+                received_at_window,
+            } => {
+                let (how_zh, how_en) = if *received_at_window {
+                    ("已在窗口收取", "was received at the window")
+                } else {
+                    ("已由企业在线补交", "was supplied online by the enterprise")
+                };
+                (
+                    "容缺材料已补交".into(),
+                    "deferred material supplied".into(),
+                    format!("办件 {n}（{mz}）容缺受理的材料「{name}」（{code}）{how_zh}。"),
+                    format!(
+                        "The deferred material \"{name}\" ({code}) of request {n} ({me}) {how_en}."
+                    ),
+                )
+            }
         };
         (
             format!("【马上办】{n} {subject_zh} / {subject_en}"),
@@ -338,6 +388,29 @@ mod tests {
             reason: None,
         };
         assert_eq!(approved.kind(), "approved");
+    }
+
+    #[test]
+    fn material_notices_name_the_material_in_both_languages() {
+        let due = Message::MaterialDue {
+            code: "premises_proof".into(),
+            name: "住所使用证明".into(),
+            due_at: "2026-12-04 17:00".into(),
+        };
+        assert_eq!(due.kind(), "material_due");
+        let (subject, body) = due.render(&about());
+        assert!(subject.contains("容缺材料即将到期 / deferred material due soon"));
+        let zh = body.find("须于 2026-12-04 17:00 前补交").unwrap();
+        let en = body.find("is due by 2026-12-04 17:00").unwrap();
+        assert!(zh < en);
+        let supplied = Message::MaterialSupplied {
+            code: "premises_proof".into(),
+            name: "lease.pdf".into(),
+            received_at_window: true,
+        };
+        assert_eq!(supplied.kind(), "material_supplied");
+        let (_, body) = supplied.render(&about());
+        assert!(body.contains("已在窗口收取") && body.contains("received at the window"));
     }
 
     #[test]

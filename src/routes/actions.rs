@@ -1,6 +1,6 @@
 //! `POST /api/v1/requests/{id}/actions`: one lifecycle step per call, guarded by `If-Match`.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,7 @@ use crate::domain::request::{RequestKind, Status};
 use crate::domain::{Catalog, UnitCode};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::http::extract::if_match_revision;
-use crate::routes::requests::{etag, view};
+use crate::routes::requests::{etag, stale, view};
 
 /// Kinds of special procedure that stop the statutory clock (Art. 45).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -384,17 +384,6 @@ fn result_of(
     }
 }
 
-fn stale(revision: i32, status: &str) -> ApiError {
-    ApiError::new(
-        ErrorCode::PreconditionFailed,
-        format!("someone else changed this request first: it is now {status} (revision r{revision}); read it again"),
-    )
-    .with_header(
-        header::ETAG,
-        HeaderValue::from_str(&format!("\"r{revision}\"")).expect("ASCII"),
-    )
-}
-
 /// Take one step on a request.
 ///
 /// Enterprises `withdraw` and `supplement` their own requests; clerks of a responsible unit
@@ -472,6 +461,9 @@ pub async fn act(
     };
     let joint = r.kind == RequestKind::Bundle.as_str();
     let mut payload = check(&body)?;
+    if body.action == Action::Deliver {
+        crate::db::materials::ready_to_deliver(&catalog, &record)?;
+    }
     let planned = lifecycle::plan(
         situation,
         joint,

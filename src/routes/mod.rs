@@ -11,6 +11,7 @@ pub mod calendars;
 pub mod catalog;
 pub mod health;
 pub mod instances;
+pub mod materials;
 pub mod me;
 pub mod metrics;
 pub mod notifications;
@@ -103,6 +104,7 @@ where
         .service(requests::read)
         .service(requests::routing_history)
         .service(actions::act)
+        .service(materials::supply)
         .service(queue::list)
         .service(queue::next)
         .service(audit::timeline)

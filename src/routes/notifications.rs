@@ -63,6 +63,10 @@ pub enum NoticeKind {
     RectificationClosed,
     /// Deemed accepted from receipt (Art. 32), to the enterprise.
     DeemedAccepted,
+    /// A deferred material (容缺) is due soon, to the enterprise.
+    MaterialDue,
+    /// A deferred material arrived, to the lead unit.
+    MaterialSupplied,
 }
 
 /// One mail of the outbox.
@@ -213,7 +217,7 @@ fn parse(query: &NotificationQuery) -> Result<(Filters, Option<String>, i64), Ap
 }
 
 /// Every kind, as stored.
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 15] = [
     "accepted",
     "not_accepted",
     "supplement_required",
@@ -227,6 +231,8 @@ const KINDS: [&str; 13] = [
     "rectification_opened",
     "rectification_closed",
     "deemed_accepted",
+    "material_due",
+    "material_supplied",
 ];
 
 /// List the mail outbox, newest first: what was sent to whom, what waits and why, what was
@@ -325,6 +331,16 @@ mod tests {
             },
             Message::RectificationClosed { note: "x".into() },
             Message::DeemedAccepted { from: "x".into() },
+            Message::MaterialDue {
+                code: "x".into(),
+                name: "x".into(),
+                due_at: "x".into(),
+            },
+            Message::MaterialSupplied {
+                code: "x".into(),
+                name: "x".into(),
+                received_at_window: false,
+            },
         ];
         for message in &all {
             match message {
@@ -339,7 +355,9 @@ mod tests {
                 | Message::AwaitingArbitration { .. }
                 | Message::RectificationOpened { .. }
                 | Message::RectificationClosed { .. }
-                | Message::DeemedAccepted { .. } => {}
+                | Message::DeemedAccepted { .. }
+                | Message::MaterialDue { .. }
+                | Message::MaterialSupplied { .. } => {}
             }
         }
         all

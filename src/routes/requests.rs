@@ -160,9 +160,15 @@ pub struct MaterialView {
     pub size_bytes: Option<i64>,
     /// Provided, or pending (容缺).
     pub status: MaterialStatus,
-    /// When a pending material is due.
+    /// When a deferred material is (or was) due: its `material` clock's due time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<DateTime<Utc>>,
+    /// When a deferred material was supplied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supplied_at: Option<DateTime<Utc>>,
+    /// A deferred material was received at the window by a clerk of the lead unit (else
+    /// supplied online by the enterprise, or declared at intake).
+    pub received_at_window: bool,
 }
 
 /// An SLA clock.
@@ -408,6 +414,8 @@ pub fn view(record: &RequestRecord) -> RequestView {
                 size_bytes: m.size_bytes,
                 status: parse_or(&m.status, MaterialStatus::Provided),
                 due_at: m.due_at.map(utc),
+                supplied_at: m.supplied_at.map(utc),
+                received_at_window: m.received_at_window,
             })
             .collect(),
         clocks: record.clocks.iter().map(clock_view).collect(),
@@ -449,6 +457,18 @@ pub(crate) fn etag(record: &RequestRecord) -> HeaderValue {
     HeaderValue::from_str(&format!("\"r{}\"", record.request.revision)).expect("ASCII")
 }
 
+/// 412 for a change based on a revision that is no longer current, with the current `ETag`.
+pub(crate) fn stale(revision: i32, status: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::PreconditionFailed,
+        format!("someone else changed this request first: it is now {status} (revision r{revision}); read it again"),
+    )
+    .with_header(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"r{revision}\"")).expect("ASCII"),
+    )
+}
+
 /// Builds the rows of a checked intake: routing, tasks, materials, clocks.
 pub(crate) fn plan(
     catalog: &Catalog,
@@ -458,12 +478,6 @@ pub(crate) fn plan(
     now: DateTime<Utc>,
 ) -> Result<NewRequest, ApiError> {
     let calendar = rules.calendar;
-    let due = |target: Target| -> Result<NaiveDateTime, ApiError> {
-        calendar
-            .deadline(now, target)
-            .map(|t| t.naive_utc())
-            .map_err(ApiError::internal)
-    };
     let id = Uuid::now_v7().to_string();
     let routing = routing::route(
         catalog,
@@ -494,12 +508,23 @@ pub(crate) fn plan(
             opinion_at: None,
         })
         .collect();
+    // A deferred material (容缺) gets its own clock from receipt, counted against the lead
+    // unit; the material is due when its clock is.
+    let mut material_clocks = Vec::new();
     let materials = intake
         .materials
         .iter()
         .map(|m| -> Result<MaterialRow, ApiError> {
+            let material_id = Uuid::now_v7().to_string();
+            let mut due_at = None;
+            if let Some(days) = m.pending_days {
+                let mut clock = Clock::new(ClockKind::Material, Target::working_days(days));
+                clock.start(rules, now).map_err(ApiError::internal)?;
+                due_at = clock.due_at.map(|t| t.naive_utc());
+                material_clocks.push((clock, material_id.clone(), m.matter_code.clone()));
+            }
             Ok(MaterialRow {
-                id: Uuid::now_v7().to_string(),
+                id: material_id,
                 request_id: id.clone(),
                 matter_code: m.matter_code.clone(),
                 code: m.code.clone(),
@@ -513,10 +538,7 @@ pub(crate) fn plan(
                 }
                 .as_str()
                 .into(),
-                due_at: m
-                    .pending_days
-                    .map(|days| due(Target::working_days(days)))
-                    .transpose()?,
+                due_at,
                 supplied_at: None,
                 supplied_by: None,
                 received_at_window: false,
@@ -542,6 +564,27 @@ pub(crate) fn plan(
             ))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Their ids come after the routing clocks' (UUID v7), so a re-read lists them in the
+    // same order as this answer.
+    let clocks = clocks
+        .into_iter()
+        .chain(
+            material_clocks
+                .into_iter()
+                .map(|(clock, material_id, matter)| {
+                    let mut row = clocks::to_row(
+                        &clock,
+                        Uuid::now_v7().to_string(),
+                        id.clone(),
+                        None,
+                        routing.lead_unit.to_string(),
+                        matter,
+                    );
+                    row.material_id = Some(material_id);
+                    row
+                }),
+        )
+        .collect();
     let local_day = now
         .with_timezone(&calendar.time_zone())
         .format("%Y%m%d")

@@ -547,6 +547,7 @@ fn every_client_command_has_help() {
         vec!["client", "reroute", "--help"],
         vec!["client", "approve-extension", "--help"],
         vec!["client", "verify", "--help"],
+        vec!["client", "material", "--help"],
     ] {
         let output = bare().args(&args).output().unwrap();
         assert_eq!(output.status.code(), Some(0), "{args:?}");
@@ -758,6 +759,80 @@ async fn verify_keeps_the_head_and_says_when_events_are_lost(app: &TestApp) {
     );
 }
 
+/// A deferred material (容缺) received at the window: `material` sends it with
+/// `received_at_window`, `show` says how it arrived, and a second time is refused in one line.
+async fn a_material_received_at_the_window(app: &TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let (market, tax) = (config_in(&dir, "market"), config_in(&dir, "tax"));
+    login(app, &market, &app.clerk_token(UnitCode::Market)).await;
+    login(app, &tax, &app.clerk_token(UnitCode::Tax)).await;
+    let mut body = matter_body("market.establish");
+    body["materials"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["code"] != "premises_proof");
+    let created = crate::helpers::submit(app, &body).await;
+    let (id, number) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["number"].as_str().unwrap().to_string(),
+    );
+    let sha = "ab".repeat(32);
+    let args = [
+        "material",
+        &id,
+        "--code",
+        "premises_proof",
+        "--name",
+        "lease.pdf",
+        "--size",
+        "2048",
+        "--sha256",
+        &sha,
+    ];
+
+    // A unit with nothing on the request does not see it.
+    let line = fails(&tax, &args, 1).await;
+    assert!(line.starts_with("mashangban: not_found"), "{line}");
+
+    let out = ok(&market, &args).await;
+    assert_eq!(
+        out,
+        format!("{number}: material done; still submitted (r2).\n")
+    );
+    let read: Value = app
+        .get(&format!("/api/v1/requests/{id}"), Some(&app.admin_token()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let material = read["materials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["code"] == "premises_proof")
+        .unwrap();
+    assert_eq!(material["status"], "provided");
+    assert_eq!(material["received_at_window"], true);
+    assert_eq!(material["sha256"], sha.as_str());
+    assert_eq!(material["name"], "lease.pdf");
+
+    let shown = ok(&market, &["show", &id]).await;
+    let row = shown
+        .lines()
+        .find(|l| l.starts_with("premises_proof"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        row.contains("provided") && row.ends_with("at the window"),
+        "{row}"
+    );
+
+    let line = fails(&market, &args, 1).await;
+    assert!(
+        line.starts_with("mashangban: material_not_pending: "),
+        "{line}"
+    );
+}
+
 on_both_backends!(
     a_day_at_the_window_from_login_to_delivery,
     someone_else_changing_the_request_first_is_said_plainly,
@@ -765,4 +840,5 @@ on_both_backends!(
     login_lands_in_the_xdg_config_folder_and_needs_no_server_settings,
     the_other_actions_reach_the_server,
     verify_keeps_the_head_and_says_when_events_are_lost,
+    a_material_received_at_the_window,
 );

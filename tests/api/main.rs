@@ -13,6 +13,7 @@ mod clocks;
 mod health;
 mod http;
 mod mail;
+mod materials;
 mod open311;
 mod openapi;
 mod ratings;
