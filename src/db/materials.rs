@@ -153,6 +153,10 @@ pub fn pending(materials: &[MaterialRow]) -> impl Iterator<Item = (&str, &str)> 
 /// 409 `materials_pending` naming them (`materials`). The lifecycle step handler calls it just
 /// before recording the step; the step's revision guard makes a supply in between a 412.
 pub fn ready_to_deliver(catalog: &Catalog, record: &RequestRecord) -> Result<(), ApiError> {
+    // A denial hands over no result: a material owed for the result is moot.
+    if record.request.result_kind.as_deref() == Some("denial") {
+        return Ok(());
+    }
     let holding = material::holding_delivery(catalog, pending(&record.materials));
     if holding.is_empty() {
         return Ok(());

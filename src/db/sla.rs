@@ -22,6 +22,7 @@ use diesel::sql_types::Bool;
 
 use super::DbConnection;
 use super::schema::{clocks, ratings, requests};
+use crate::domain::request::ClockKind;
 
 type Backend = <DbConnection as Connection>::Backend;
 
@@ -90,6 +91,17 @@ pub struct ClockFilters {
     pub matter: Option<String>,
     /// Clock kind.
     pub kind: Option<String>,
+}
+
+/// The clocks the statistics count: [`filtered`], but a deferred material's clock (容缺) runs
+/// on the enterprise's time, not the unit's, so it counts only when asked for by kind.
+fn counted<'a>(f: &'a ClockFilters) -> clocks::BoxedQuery<'a, Backend> {
+    let query = filtered(f);
+    if f.kind.is_some() {
+        query
+    } else {
+        query.filter(clocks::kind.ne(ClockKind::Material.as_str()))
+    }
 }
 
 fn filtered<'a>(f: &'a ClockFilters) -> clocks::BoxedQuery<'a, Backend> {
@@ -436,14 +448,14 @@ pub fn stats(conn: &mut DbConnection, query: &StatsQuery) -> QueryResult<Stats> 
         kind: query.kind.clone(),
     };
     // Stopped in the period: clocks_stopped.
-    let stopped: Vec<Outcome> = filtered(&scope)
+    let stopped: Vec<Outcome> = counted(&scope)
         .filter(clocks::stopped_at.is_not_null())
         .filter(clocks::stopped_at.ge(query.from))
         .filter(clocks::stopped_at.lt(query.to))
         .select(Outcome::as_select())
         .load(conn)?;
     // Open, marked breached in the period: clocks_breached / clocks_unit_breached.
-    let open_marked: Vec<Outcome> = filtered(&scope)
+    let open_marked: Vec<Outcome> = counted(&scope)
         .filter(clocks::breached_at.is_not_null())
         .filter(clocks::breached_at.ge(query.from))
         .filter(clocks::breached_at.lt(query.to))
@@ -453,7 +465,7 @@ pub fn stats(conn: &mut DbConnection, query: &StatsQuery) -> QueryResult<Stats> 
     // Open, running, fell due in the period (and before now), not marked yet: clocks_open_due.
     let due_before = query.to.min(query.now);
     let open_unmarked: Vec<Outcome> = if query.from < due_before {
-        filtered(&scope)
+        counted(&scope)
             .filter(clocks::stopped_at.is_null())
             .filter(running())
             .filter(clocks::due_at.ge(query.from))

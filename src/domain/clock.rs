@@ -212,7 +212,7 @@ pub fn reaction(action: Action, kind: ClockKind, joint: bool, detail: &str) -> O
         (A::EndSpecialProcedure, K::Statutory) => Some(Reaction::Resume),
         (A::Approve | A::Deny, K::Promised | K::Statutory) => Some(Reaction::Stop),
         (A::Approve, K::Delivery) => Some(Reaction::Start),
-        (A::Deny, K::Delivery) => Some(Reaction::Cancel),
+        (A::Deny, K::Delivery | K::Material) => Some(Reaction::Cancel),
         (A::Deliver, K::Delivery) => Some(Reaction::Stop),
         (A::Withdraw, _) => Some(Reaction::Cancel),
         (A::ApproveExtension, K::Statutory) => Some(Reaction::Extend(if joint {
@@ -779,6 +779,12 @@ mod tests {
         }
         assert_eq!(reaction(A::Return, K::Statutory, false, ""), None);
         assert_eq!(reaction(A::Return, K::Material, false, ""), None);
+        // A denial hands nothing over: a material owed for the result is no longer due.
+        assert_eq!(
+            reaction(A::Deny, K::Material, false, ""),
+            Some(Reaction::Cancel)
+        );
+        assert_eq!(reaction(A::Approve, K::Material, false, ""), None);
         assert_eq!(
             reaction(A::Call, K::Immediate, false, ""),
             Some(Reaction::Start)

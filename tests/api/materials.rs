@@ -432,6 +432,29 @@ async fn an_overdue_material_reminds_the_enterprise_then_the_supervisor(app: &Te
         1,
         "reminded once"
     );
+    // A late material is the enterprise's lateness: not in the unit's on-time rate, unless
+    // asked for by kind.
+    let now = Utc::now();
+    let period = format!(
+        "from={}&to={}",
+        (now - chrono::TimeDelta::days(1)).format("%Y-%m-%dT%H:%M:%SZ"),
+        (now + chrono::TimeDelta::minutes(1)).format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let stats = |query: String| async move {
+        let response = app
+            .get(
+                &format!("/api/v1/sla/stats?group_by=unit&{query}"),
+                Some(&app.admin_token()),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    };
+    let all = stats(period.clone()).await;
+    assert!(all["groups"].as_array().unwrap().is_empty(), "{all}");
+    let materials = stats(format!("kind=material&{period}")).await;
+    assert_eq!(materials["groups"][0]["key"], "market", "{materials}");
+    assert_eq!(materials["groups"][0]["breached"], 1, "{materials}");
 
     // Supplied late: the clock stops, still breached.
     let (_, after) = supply_ok(
