@@ -173,8 +173,25 @@ pub enum ClientCommand {
     /// Begin or end a special procedure (hearing, inspection, testing, …).
     #[command(subcommand)]
     SpecialProcedure(SpecialProcedure),
-    /// Decide: approve (准予).
-    Approve(Target),
+    /// Decide: approve (准予). Against a co-unit's `disagree`, give a reason naming it.
+    Approve {
+        #[command(flatten)]
+        target: Target,
+        /// Why; required when a co-unit disagreed (name that unit in it).
+        #[arg(long, value_parser = not_blank)]
+        reason: Option<String>,
+    },
+    /// A co-unit's opinion on its own task (联合会审): agree, agree_with_conditions, disagree.
+    GiveOpinion {
+        #[command(flatten)]
+        target: Target,
+        /// The opinion.
+        #[arg(long, value_parser = ["agree", "agree_with_conditions", "disagree"])]
+        opinion: String,
+        /// The conditions, or why not (required unless agree).
+        #[arg(long, value_parser = not_blank)]
+        note: Option<String>,
+    },
     /// Decide: deny (不予).
     Deny {
         #[command(flatten)]
@@ -435,7 +452,24 @@ fn action_of(command: &ClientCommand) -> Option<(&'static str, &'static str, &Ta
             t,
             json!({}),
         ),
-        C::Approve(t) => ("approve", "approve", t, json!({})),
+        C::Approve { target, reason } => {
+            let body = match reason {
+                Some(reason) => json!({"reason": reason}),
+                None => json!({}),
+            };
+            ("approve", "approve", target, body)
+        }
+        C::GiveOpinion {
+            target,
+            opinion,
+            note,
+        } => {
+            let mut body = json!({"opinion": opinion});
+            if let Some(note) = note {
+                body["note"] = json!(note);
+            }
+            ("give_opinion", "give-opinion", target, body)
+        }
         C::Deny { target, reason } => ("deny", "deny", target, json!({"reason": reason})),
         C::Complete(t) => ("complete", "complete", t, json!({})),
         C::Deliver {
