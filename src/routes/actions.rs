@@ -527,5 +527,5 @@ pub async fn act(
         .await??;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(&updated)))
-        .json(view(&updated)))
+        .json(view(&updated, calendars.current().horizon())))
 }

@@ -61,6 +61,8 @@ pub enum NoticeKind {
     RectificationOpened,
     /// The rectification case closed, to the enterprise.
     RectificationClosed,
+    /// The working calendar's horizon is near: load the next year, to the administrators.
+    CalendarHorizon,
 }
 
 /// One mail of the outbox.
@@ -211,7 +213,7 @@ fn parse(query: &NotificationQuery) -> Result<(Filters, Option<String>, i64), Ap
 }
 
 /// Every kind, as stored.
-const KINDS: [&str; 12] = [
+const KINDS: [&str; 13] = [
     "accepted",
     "not_accepted",
     "supplement_required",
@@ -224,6 +226,7 @@ const KINDS: [&str; 12] = [
     "awaiting_arbitration",
     "rectification_opened",
     "rectification_closed",
+    "calendar_horizon",
 ];
 
 /// List the mail outbox, newest first: what was sent to whom, what waits and why, what was
@@ -321,6 +324,12 @@ mod tests {
                 comment: "x".into(),
             },
             Message::RectificationClosed { note: "x".into() },
+            Message::CalendarHorizon {
+                calendar: "cn-shanghai".into(),
+                last_day: Some("2026-12-31".into()),
+                days_left: Some(30),
+                next_year: 2027,
+            },
         ];
         for message in &all {
             match message {
@@ -334,7 +343,8 @@ mod tests {
                 | Message::ClockBreached { .. }
                 | Message::AwaitingArbitration { .. }
                 | Message::RectificationOpened { .. }
-                | Message::RectificationClosed { .. } => {}
+                | Message::RectificationClosed { .. }
+                | Message::CalendarHorizon { .. } => {}
             }
         }
         all

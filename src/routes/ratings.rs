@@ -18,6 +18,7 @@ use crate::db::notifications::Notice;
 use crate::db::ratings::{self, Case, CaseRow, CaseScope, NewRating, RatingRow};
 use crate::db::requests::{self, Scope};
 use crate::domain::audit::Entry;
+use crate::domain::calendar::Horizon;
 use crate::domain::catalog::Target;
 use crate::domain::clock::{Change, Clock, Rules};
 use crate::domain::disclosure::Audience;
@@ -120,7 +121,7 @@ fn utc(t: NaiveDateTime) -> DateTime<Utc> {
 
 /// A case as `audience` may see it: an enterprise is not shown the unit's internal notes
 /// (the contact note, the reason for closing without a contact).
-fn case_view(case: &Case, audience: Audience) -> CaseView {
+fn case_view(case: &Case, audience: Audience, horizon: Horizon) -> CaseView {
     let c = &case.case;
     let internal = |note: &Option<String>| match audience {
         Audience::Staff => note.clone(),
@@ -147,7 +148,7 @@ fn case_view(case: &Case, audience: Audience) -> CaseView {
         closing_note: c.closing_note.clone(),
         no_contact_reason: internal(&c.no_contact_reason),
         created_at: utc(c.created_at),
-        clocks: case.clocks.iter().map(clock_view).collect(),
+        clocks: case.clocks.iter().map(|c| clock_view(c, horizon)).collect(),
     }
 }
 
@@ -361,7 +362,9 @@ pub async fn rate(
         unit: rating_row.unit,
         matter: rating_row.matter,
         created_at: utc(rating_row.created_at),
-        rectification: case.as_ref().map(|c| case_view(c, Audience::Enterprise)),
+        rectification: case
+            .as_ref()
+            .map(|c| case_view(c, Audience::Enterprise, calendars.current().horizon())),
     }))
 }
 
@@ -435,6 +438,7 @@ pub async fn list_cases(
     principal: Principal,
     query: web::Query<CaseQuery>,
     db: web::Data<Database>,
+    calendars: web::Data<Calendars>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let mut errors = Vec::new();
@@ -487,7 +491,10 @@ pub async fn list_cases(
         .await?;
     let audience = audience(&principal);
     Ok(HttpResponse::Ok().json(CasePage {
-        items: cases.iter().map(|c| case_view(c, audience)).collect(),
+        items: cases
+            .iter()
+            .map(|c| case_view(c, audience, calendars.current().horizon()))
+            .collect(),
         total,
     }))
 }
@@ -530,11 +537,16 @@ pub async fn read_case(
     principal: Principal,
     id: web::Path<String>,
     db: web::Data<Database>,
+    calendars: web::Data<Calendars>,
 ) -> Result<HttpResponse, ApiError> {
     let case = visible_case(&principal, id.into_inner(), &db).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, case_etag(&case)))
-        .json(case_view(&case, audience(&principal))))
+        .json(case_view(
+            &case,
+            audience(&principal),
+            calendars.current().horizon(),
+        )))
 }
 
 /// A note on a case step.
@@ -683,6 +695,7 @@ async fn case_step(
         notices,
     };
     let warn_percent = sla.warn_percent;
+    let horizon = calendars.current().horizon();
     let updated = db
         .run(move |conn| {
             let calendar = calendars.current();
@@ -696,7 +709,7 @@ async fn case_step(
     match updated {
         Some(case) => Ok(HttpResponse::Ok()
             .insert_header((header::ETAG, case_etag(&case)))
-            .json(case_view(&case, Audience::Staff))),
+            .json(case_view(&case, Audience::Staff, horizon))),
         None => {
             let case = visible_case(&principal, id, &db).await?;
             Err(stale(&case))

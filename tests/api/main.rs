@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod clocks;
 mod health;
+mod horizon;
 mod http;
 mod mail;
 mod open311;
