@@ -67,6 +67,7 @@ pub struct Application {
     catalog: web::Data<Catalog>,
     metrics: web::Data<Metrics>,
     sla: SlaSettings,
+    horizon_notices: sla::HorizonNotices,
     mailer: Option<crate::notify::Mailer>,
 }
 
@@ -151,6 +152,10 @@ impl Application {
             catalog,
             metrics,
             sla: settings.sla,
+            horizon_notices: sla::HorizonNotices {
+                recipient: settings.mail.admin_email.clone(),
+                lead_days: settings.calendar.horizon_notice_days,
+            },
             mailer,
         })
     }
@@ -177,6 +182,8 @@ impl Application {
         let calendar_days = actix_web::rt::spawn(sla::follow_calendar_days(
             self.database.clone(),
             self.calendars.clone(),
+            self.metrics.clone(),
+            self.horizon_notices,
         ));
         let detector = self.sla.worker.then(|| {
             actix_web::rt::spawn(sla::detect(

@@ -50,7 +50,7 @@ pub struct Settings {
     /// The district catalog.
     pub catalog: FileSettings,
     /// The working calendar.
-    pub calendar: FileSettings,
+    pub calendar: CalendarSettings,
     /// Logging.
     pub log: LogSettings,
     /// The Open311 GeoReport v2 interface.
@@ -90,6 +90,9 @@ pub struct MailSettings {
     pub password: String,
     /// The `From` of every mail, e.g. `马上办 <noreply@example.gov.cn>`.
     pub from: String,
+    /// The administrators' address: mails about the system itself (the working calendar's
+    /// horizon) go there.
+    pub admin_email: String,
     /// Seconds one SMTP connect, read or write may take.
     pub timeout_secs: u64,
     /// Attempts before a mail is parked as dead.
@@ -118,6 +121,7 @@ impl fmt::Debug for MailSettings {
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("from", &self.from)
+            .field("admin_email", &self.admin_email)
             .field("timeout_secs", &self.timeout_secs)
             .field("max_attempts", &self.max_attempts)
             .field("backoff_base_secs", &self.backoff_base_secs)
@@ -170,6 +174,17 @@ impl MailSettings {
                 ),
             )
         })?;
+        self.admin_email
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| {
+                ConfigError::key(
+                    "mail.admin_email",
+                    format!(
+                        "`{}` is not an address like admin@example.gov.cn ({e})",
+                        self.admin_email
+                    ),
+                )
+            })?;
         if !(1..=300).contains(&self.timeout_secs) {
             return Err(ConfigError::key("mail.timeout_secs", "must be 1 to 300"));
         }
@@ -298,7 +313,7 @@ pub enum KeyAlgorithm {
     EdDSA,
 }
 
-/// `[catalog]` and `[calendar]`: a data file replacing the compiled-in one.
+/// `[catalog]`: a data file replacing the compiled-in one.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
@@ -309,8 +324,32 @@ pub struct FileSettings {
 impl FileSettings {
     /// The file, when one is configured.
     pub fn path(&self) -> Option<&Path> {
-        (!self.file.trim().is_empty()).then(|| Path::new(self.file.trim()))
+        file_path(&self.file)
     }
+}
+
+/// `[calendar]`: the working calendar's file, and when administrators hear that its
+/// configured years run out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSettings {
+    /// Path of the calendar file; empty for the compiled-in cn-shanghai calendar.
+    pub file: String,
+    /// Days before the calendar's horizon (its last configured day) from which the
+    /// administrators (`mail.admin_email`) are mailed, once per horizon; 0: never.
+    pub horizon_notice_days: u32,
+}
+
+impl CalendarSettings {
+    /// The file, when one is configured.
+    pub fn path(&self) -> Option<&Path> {
+        file_path(&self.file)
+    }
+}
+
+/// A configured path; `None` when empty.
+fn file_path(file: &str) -> Option<&Path> {
+    (!file.trim().is_empty()).then(|| Path::new(file.trim()))
 }
 
 /// `[log]`: how the server logs.
@@ -453,6 +492,12 @@ impl Settings {
         }
         if !(1..=250).contains(&self.rating.rectify_days) {
             return Err(ConfigError::key("rating.rectify_days", "must be 1 to 250"));
+        }
+        if self.calendar.horizon_notice_days > 366 {
+            return Err(ConfigError::key(
+                "calendar.horizon_notice_days",
+                "must be 0 (never) to 366",
+            ));
         }
         if !(1..=100).contains(&self.sla.warn_percent) {
             return Err(ConfigError::key("sla.warn_percent", "must be 1 to 100"));
@@ -731,5 +776,29 @@ mod tests {
         assert!(err.contains("mail.from"), "{err}");
         let secret = load_with("[mail]\nusername = \"u\"\npassword = \"hunter2-smtp\"").unwrap();
         assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_horizon_notice_has_a_lead_time_and_an_address() {
+        assert_eq!(
+            env_key_to_path("CALENDAR_HORIZON_NOTICE_DAYS"),
+            "calendar.horizon_notice_days"
+        );
+        assert_eq!(env_key_to_path("MAIL_ADMIN_EMAIL"), "mail.admin_email");
+        let settings = Settings::defaults();
+        assert_eq!(settings.calendar.horizon_notice_days, 60);
+        assert_eq!(
+            settings.mail.admin_email,
+            "马上办管理员 <admin@mashangban.example>"
+        );
+        let err = load_with("[mail]\nadmin_email = \"admins\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mail.admin_email"), "{err}");
+        let err = load_with("[calendar]\nhorizon_notice_days = 400")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("calendar.horizon_notice_days"), "{err}");
+        assert!(load_with("[calendar]\nhorizon_notice_days = 0").is_ok());
     }
 }

@@ -11,15 +11,18 @@
 //!
 //! [`follow_calendar_days`], a task of every instance whether it runs the detector or not,
 //! re-reads the calendar days every few seconds, so a change made through another instance
-//! reaches this one's intake, steps and detector.
+//! reaches this one's intake, steps and detector. It also tells the administrators when the
+//! calendar's horizon is near ([`HorizonNotices`]): every instance checks, the outbox keeps one
+//! mail per horizon (`db::calendars::notify_horizon`), and an instance that has seen the mail
+//! written stops asking the database until the horizon moves.
 
 use std::time::Duration;
 
 use actix_web::web;
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 
 use crate::config::SlaSettings;
-use crate::db::calendars::Calendars;
+use crate::db::calendars::{self, Calendars, HorizonNotice};
 use crate::db::{Database, clocks};
 use crate::domain::Catalog;
 use crate::domain::clock::{Change, Rules};
@@ -85,13 +88,62 @@ pub async fn detect(
     }
 }
 
-/// Re-reads the stored calendar days every two seconds; runs until dropped.
-pub async fn follow_calendar_days(database: Database, calendars: web::Data<Calendars>) {
+/// Who hears that the calendar's horizon is near, and how long before.
+#[derive(Debug, Clone)]
+pub struct HorizonNotices {
+    /// The administrators' address (`mail.admin_email`).
+    pub recipient: String,
+    /// Days before the horizon from which they are told (`calendar.horizon_notice_days`);
+    /// 0: never.
+    pub lead_days: u32,
+}
+
+/// Re-reads the stored calendar days every two seconds, and after each re-read checks whether
+/// the administrators must hear of the horizon; runs until dropped.
+pub async fn follow_calendar_days(
+    database: Database,
+    calendars: web::Data<Calendars>,
+    metrics: web::Data<Metrics>,
+    notices: HorizonNotices,
+) {
+    // The horizon whose mail this instance has seen in the outbox.
+    let mut told: Option<Option<NaiveDate>> = None;
     loop {
         actix_web::rt::time::sleep(CALENDAR_EVERY).await;
         let holder = calendars.clone();
         if let Err(error) = database.run(move |conn| Ok(holder.reload(conn)?)).await {
             tracing::warn!(%error, "cannot re-read the calendar days; keeping the ones in memory");
+        }
+        let calendar = calendars.current();
+        let now = Utc::now();
+        let horizon = calendar.horizon();
+        if told == Some(horizon.last_day()) || !horizon.notice_due(now, notices.lead_days) {
+            continue;
+        }
+        let recipient = notices.recipient.clone();
+        let lead_days = notices.lead_days;
+        let checked = database
+            .run(move |conn| {
+                Ok(calendars::notify_horizon(
+                    conn, &calendar, &recipient, lead_days, now,
+                )?)
+            })
+            .await;
+        match checked {
+            Ok(HorizonNotice::NotDue) => {}
+            Ok(outcome) => {
+                let written = outcome == HorizonNotice::Written;
+                if written {
+                    tracing::info!(horizon = ?horizon.last_day(), "calendar horizon mail written");
+                }
+                metrics.horizon_notice(if written {
+                    "written"
+                } else {
+                    "already_written"
+                });
+                told = Some(horizon.last_day());
+            }
+            Err(error) => tracing::warn!(%error, "cannot check the calendar horizon mail"),
         }
     }
 }

@@ -138,6 +138,24 @@ pub fn due(value: &Value, now: DateTime<Utc>) -> String {
     }
 }
 
+/// The mark of a provisional due time (after the calendar's horizon): ` *`, else nothing.
+pub fn provisional(item: &Value) -> &'static str {
+    if item["provisional"] == Value::Bool(true) {
+        " *"
+    } else {
+        ""
+    }
+}
+
+/// The footnote of the ` *` mark, when any of `items` has it.
+pub fn provisional_note(items: &[Value]) -> &'static str {
+    if items.iter().any(|i| !provisional(i).is_empty()) {
+        "* provisional: after the working calendar's last configured day; moves when that year is loaded\n"
+    } else {
+        ""
+    }
+}
+
 /// `"r3"` → `r3`.
 pub fn revision(etag: Option<&str>) -> Option<String> {
     etag.map(|t| t.trim_start_matches("W/").trim_matches('"').to_string())
@@ -270,11 +288,12 @@ pub fn request(view: &Value, etag: Option<&str>, now: DateTime<Utc>) -> String {
                 text(c, "target"),
                 text(c, "state"),
                 time(&c["started_at"]),
-                due(&c["due_at"], now),
+                format!("{}{}", due(&c["due_at"], now), provisional(c)),
             ]);
         }
         out.push_str("\nClocks (Shanghai time)\n");
         out.push_str(&table.render());
+        out.push_str(provisional_note(&clocks));
     }
 
     if let Some(form) = view["form"].as_object().filter(|f| !f.is_empty()) {

@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::Value;
 
 use super::http::{Http, Reply};
-use super::render::{Table, text, time};
+use super::render::{Table, provisional, provisional_note, text, time};
 use super::{Failure, problem};
 use crate::domain::UnitCode;
 
@@ -257,7 +257,7 @@ pub fn breach_table(body: &Value) -> String {
             text(b, "kind"),
             text(b, "unit"),
             text(b, "matter"),
-            time(&b["due_at"]),
+            format!("{}{}", time(&b["due_at"]), provisional(b)),
             time(&b["breached_at"]),
             if b["stopped_at"].is_null() {
                 "open".into()
@@ -273,6 +273,7 @@ pub fn breach_table(body: &Value) -> String {
         ]);
     }
     let mut out = table.render();
+    out.push_str(provisional_note(items));
     out.push_str(&format!(
         "{} of {} breach{} (times are Shanghai time)\n",
         items.len(),
@@ -332,7 +333,7 @@ pub fn at_risk_table(body: &Value) -> String {
             text(c, "kind"),
             text(c, "unit"),
             text(c, "matter"),
-            time(&c["due_at"]),
+            format!("{}{}", time(&c["due_at"]), provisional(c)),
             c["remaining_minutes"]
                 .as_i64()
                 .map(span)
@@ -342,6 +343,7 @@ pub fn at_risk_table(body: &Value) -> String {
         ]);
     }
     let mut out = table.render();
+    out.push_str(provisional_note(items));
     out.push_str(&format!(
         "{} of {} clock{} due within {within} (times are Shanghai time)\n",
         items.len(),
@@ -479,10 +481,15 @@ mod tests {
             "kind": "promised", "unit": "tax", "matter": "tax.registration",
             "target": "210 working_minutes", "due_at": "2026-11-28T05:00:00Z",
             "breached_at": "2026-11-28T05:00:01Z", "stopped_at": null, "open": true,
-            "overdue_minutes": 125, "lost_to_unit": "market", "lost_minutes": 30}],
+            "overdue_minutes": 125, "lost_to_unit": "market", "lost_minutes": 30,
+            "provisional": true}],
             "total": 3, "next_cursor": "1_0193a"});
         let text = breach_table(&page);
-        assert!(text.contains("2026-11-28 13:00"), "{text}");
+        assert!(text.contains("2026-11-28 13:00 *"), "{text}");
+        assert!(
+            text.contains("* provisional: after the working calendar"),
+            "{text}"
+        );
         assert!(text.contains("open"), "{text}");
         assert!(text.contains("2h 05m"), "{text}");
         assert!(text.contains("30m (market)"), "{text}");

@@ -5,6 +5,8 @@
 //! Every change of a clock is an audit event (`clock.started`, `clock.paused`, …) appended in
 //! the same transaction as the change.
 
+use std::ops::RangeInclusive;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::json;
@@ -488,13 +490,14 @@ fn react_row(
 /// the caller's transaction, and records each moved clock in the audit trail. Returns how
 /// many clocks moved.
 ///
-/// Only clocks the changed `day` can affect are read: running working-time clocks that started
-/// before the day ended and fall due after it began (a day of margin either side for time
-/// zones). Every due time is recomputed from the clock's stored facts.
+/// Only clocks the changed `days` (one day, or the range a loaded year changed) can affect
+/// are read, in one pass: running working-time clocks that started before the range ended and
+/// fall due after it began (a day of margin either side for time zones). Every due time is
+/// recomputed from the clock's stored facts.
 pub fn follow_calendar(
     conn: &mut DbConnection,
     calendar: &Calendar,
-    day: NaiveDate,
+    days: RangeInclusive<NaiveDate>,
     warn_percent: u32,
     now: DateTime<Utc>,
 ) -> Result<usize, ApiError> {
@@ -502,8 +505,8 @@ pub fn follow_calendar(
         calendar,
         warn_percent,
     };
-    let from = (day - TimeDelta::days(1)).and_time(NaiveTime::MIN);
-    let to = (day + TimeDelta::days(2)).and_time(NaiveTime::MIN);
+    let from = (*days.start() - TimeDelta::days(1)).and_time(NaiveTime::MIN);
+    let to = (*days.end() + TimeDelta::days(2)).and_time(NaiveTime::MIN);
     let rows: Vec<ClockRow> = clocks::table
         .filter(clocks::state.eq(ClockState::Running.as_str()))
         .filter(clocks::stopped_at.is_null())

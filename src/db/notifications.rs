@@ -105,6 +105,37 @@ pub fn enqueue(
     Ok(written)
 }
 
+/// Writes `notice` to the outbox unless a mail with the same `key` is there already: its
+/// `Message-ID` is `<key@mashangban>`, and the outbox's `message_id` is unique, so of several
+/// writers (server instances) exactly one row stands. Whether this call wrote it. Call it
+/// outside a transaction: on PostgreSQL a refused insert would end the caller's.
+pub fn enqueue_once(
+    conn: &mut DbConnection,
+    notice: &Notice,
+    key: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let mut row = row(notice, now);
+    row.message_id = format!("<{key}@mashangban>");
+    let there: i64 = notifications::table
+        .filter(notifications::message_id.eq(&row.message_id))
+        .count()
+        .get_result(conn)?;
+    if there > 0 {
+        return Ok(false);
+    }
+    match diesel::insert_into(notifications::table)
+        .values(&row)
+        .execute(conn)
+    {
+        Ok(_) => Ok(true),
+        // Another writer got there between the look and the insert.
+        Err(Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
 // The sender worker's side (`crate::notify`) and the listing. Every read of due mails and every
 // claim repeats the same condition; the status is written as a literal, never bound, so the
 // partial index `notifications_due` (`WHERE status = 'pending'`) can serve it in a prepared

@@ -67,15 +67,26 @@ pub struct CaseRow {
     pub no_contact_reason: Option<String>,
 }
 
-/// A case with its request's number and its clocks.
+/// A case with its request's number, the rating that opened it and its clocks.
 #[derive(Debug, Clone)]
 pub struct Case {
     /// The case.
     pub case: CaseRow,
     /// The request's number.
     pub number: String,
+    /// The bad rating that opened it (always there: a case is opened with its rating).
+    pub rating: Option<RatingRow>,
     /// Its two clocks.
     pub clocks: Vec<ClockRow>,
+}
+
+/// Whose cases a listing holds; both parts optional, combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct CaseScope {
+    /// Only the cases of this unit.
+    pub unit: Option<UnitCode>,
+    /// Only the cases opened by this enterprise's ratings (its unified social credit code).
+    pub uscc: Option<String>,
 }
 
 /// What a rating writes.
@@ -141,6 +152,10 @@ fn with_parts(conn: &mut DbConnection, rows: Vec<CaseRow>) -> QueryResult<Vec<Ca
         .filter(requests::id.eq_any(&ids))
         .select((requests::id, requests::number))
         .load(conn)?;
+    let rated: Vec<RatingRow> = ratings::table
+        .filter(ratings::request_id.eq_any(&ids))
+        .select(RatingRow::as_select())
+        .load(conn)?;
     let all_clocks: Vec<ClockRow> = clocks::table
         .filter(clocks::request_id.eq_any(&ids))
         .filter(clocks::kind.eq_any([
@@ -158,6 +173,10 @@ fn with_parts(conn: &mut DbConnection, rows: Vec<CaseRow>) -> QueryResult<Vec<Ca
                 .find(|(id, _)| *id == case.request_id)
                 .map(|(_, n)| n.clone())
                 .unwrap_or_default(),
+            rating: rated
+                .iter()
+                .find(|r| r.request_id == case.request_id)
+                .cloned(),
             clocks: all_clocks
                 .iter()
                 .filter(|c| c.request_id == case.request_id)
@@ -168,19 +187,27 @@ fn with_parts(conn: &mut DbConnection, rows: Vec<CaseRow>) -> QueryResult<Vec<Ca
         .collect())
 }
 
-/// Cases, newest first, of `unit` (all units when `None`), optionally in one status; with the
-/// total matching.
+/// Cases in `scope`, newest first, optionally in one status; with the total matching.
 pub fn cases(
     conn: &mut DbConnection,
-    unit: Option<UnitCode>,
+    scope: &CaseScope,
     status: Option<CaseStatus>,
     limit: i64,
     offset: i64,
 ) -> QueryResult<(Vec<Case>, i64)> {
     let filtered = || {
         let mut query = rectifications::table.into_boxed();
-        if let Some(unit) = unit {
+        if let Some(unit) = scope.unit {
             query = query.filter(rectifications::unit.eq(unit.as_str()));
+        }
+        if let Some(uscc) = &scope.uscc {
+            query = query.filter(
+                rectifications::request_id.eq_any(
+                    ratings::table
+                        .filter(ratings::uscc.eq(uscc.clone()))
+                        .select(ratings::request_id),
+                ),
+            );
         }
         if let Some(status) = status {
             query = query.filter(rectifications::status.eq(status.as_str()));
@@ -220,6 +247,8 @@ pub struct Step {
     pub status: CaseStatus,
     /// The note.
     pub note: String,
+    /// Closing without a recorded contact: why.
+    pub no_contact_reason: Option<String>,
     /// Who.
     pub actor: String,
     /// The audit event of the step.
@@ -254,6 +283,7 @@ pub fn step(
                     rectifications::status.eq(step.status.as_str()),
                     rectifications::closed_at.eq(at),
                     rectifications::closing_note.eq(&step.note),
+                    rectifications::no_contact_reason.eq(&step.no_contact_reason),
                     rectifications::revision.eq(step.expected_revision + 1),
                 ))
                 .execute(conn)?,

@@ -3,9 +3,16 @@
 //!
 //! A calendar is data (`config/calendars/<code>.toml`). [`Calendar::parse`] reads it and checks it
 //! whole; a mistake stops the server with a message naming the file and the entry. Administrators
-//! add or remove days at runtime ([`Calendar::set_day`], [`Calendar::clear_day`]) when the State
-//! Council publishes a new year; every computation reads the current days, so clocks recomputed
-//! after a change follow it.
+//! add or remove days at runtime ([`Calendar::set_day`], [`Calendar::clear_day`]), or load a whole
+//! year when the State Council publishes it ([`YearDays::check`], [`Calendar::load_year`]); every
+//! computation reads the current days, so clocks recomputed after a change follow it.
+//!
+//! The calendar knows its **horizon** ([`Calendar::horizon`]): the last day for which holidays
+//! and working weekends are configured — 31 December of the last year of the file's `years`, or
+//! of a year loaded since, counting only years without a gap from the first configured one. A
+//! deadline after the horizon is *provisional* ([`Horizon::is_provisional`]): it was counted on
+//! weekdays alone (1 January of an unconfigured year counts as a working day) and moves when
+//! the year is loaded.
 //!
 //! The rules:
 //! - A day is a working day when an explicit override says so ([`DayKind`]: the file's
@@ -17,7 +24,7 @@
 //!   Service minutes are minutes of the local clock.
 //! - Nothing here reads the system clock: callers pass the instants.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{
     DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Utc,
@@ -117,6 +124,174 @@ pub struct Calendar {
     hours: [Vec<Period>; 7],
     /// Explicit overrides: the file's holidays and working weekends, and runtime changes.
     days: BTreeMap<NaiveDate, DayKind>,
+    /// Years whose holidays and working weekends are configured (the file's, and years loaded
+    /// since).
+    years: BTreeSet<i32>,
+}
+
+/// Which list of a year a date was given in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayList {
+    /// `holidays`.
+    Holidays,
+    /// `working_weekends` in the file, `working_days` in the API: Saturdays and Sundays that
+    /// are working days (调休上班).
+    WorkingDays,
+}
+
+/// One bad item of a year's lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YearProblem {
+    /// The list.
+    pub list: DayList,
+    /// The item's position in it, from 0.
+    pub index: usize,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// The holidays and working weekend days of one year, checked whole: what
+/// [`Calendar::load_year`] puts in place of whatever the year had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YearDays {
+    year: i32,
+    days: BTreeMap<NaiveDate, DayKind>,
+}
+
+impl YearDays {
+    /// Checks the `holidays` and `working_days` of `year`, each item a date `YYYY-MM-DD` or an
+    /// inclusive range `YYYY-MM-DD..YYYY-MM-DD`. Every bad item is reported (at most one
+    /// problem per item, in list order): a date that is not one, outside `year`, listed twice,
+    /// in both lists, or a working day that is not a Saturday or Sunday.
+    pub fn check(
+        year: i32,
+        holidays: &[String],
+        working_days: &[String],
+    ) -> Result<Self, Vec<YearProblem>> {
+        let mut days = BTreeMap::new();
+        let mut problems = Vec::new();
+        let lists = [
+            (DayList::Holidays, DayKind::Holiday, holidays),
+            (DayList::WorkingDays, DayKind::WorkingDay, working_days),
+        ];
+        for (list, kind, items) in lists {
+            for (index, item) in items.iter().enumerate() {
+                if let Err(problem) = add_dates(&mut days, year, kind, item) {
+                    problems.push(YearProblem {
+                        list,
+                        index,
+                        problem,
+                    });
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(Self { year, days })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The year.
+    pub fn year(&self) -> i32 {
+        self.year
+    }
+
+    /// Its overrides, by date.
+    pub fn days(&self) -> impl Iterator<Item = (NaiveDate, DayKind)> + '_ {
+        self.days.iter().map(|(date, kind)| (*date, *kind))
+    }
+
+    /// The override of `date` this year sets (`None`: the weekday decides).
+    pub fn kind(&self, date: NaiveDate) -> Option<DayKind> {
+        self.days.get(&date).copied()
+    }
+
+    /// How many dates of `kind`.
+    pub fn count(&self, kind: DayKind) -> usize {
+        self.days.values().filter(|k| **k == kind).count()
+    }
+}
+
+/// Adds the dates of one item (a date or a range) of `year`'s `kind` list to `days`; the first
+/// problem of the item, if any (nothing of a bad item stays in `days`).
+fn add_dates(
+    days: &mut BTreeMap<NaiveDate, DayKind>,
+    year: i32,
+    kind: DayKind,
+    item: &str,
+) -> Result<(), String> {
+    let (first, last) = parse_dates(item)?;
+    let mut added = Vec::new();
+    let mut outcome = Ok(());
+    for date in first.iter_days().take_while(|d| *d <= last) {
+        let problem = if date.year() != year {
+            Some(format!("{date} is not in {year}"))
+        } else if kind == DayKind::WorkingDay
+            && !matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
+        {
+            Some(format!(
+                "{date} is a {}, not a Saturday or Sunday",
+                weekday_name(date.weekday())
+            ))
+        } else {
+            match days.get(&date) {
+                Some(before) if *before == kind => Some(format!("{date} is listed twice")),
+                Some(_) => Some(format!("{date} is both a holiday and a working weekend")),
+                None => None,
+            }
+        };
+        if let Some(problem) = problem {
+            outcome = Err(problem);
+            break;
+        }
+        days.insert(date, kind);
+        added.push(date);
+    }
+    if outcome.is_err() {
+        for date in added {
+            days.remove(&date);
+        }
+    }
+    outcome
+}
+
+/// The last day of a calendar's configured years, and the zone its dates are read in: what
+/// tells a provisional deadline (after the horizon) from a settled one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Horizon {
+    last_day: Option<NaiveDate>,
+    zone: Tz,
+}
+
+impl Horizon {
+    /// The last configured day (31 December); `None` when no year is configured.
+    pub fn last_day(&self) -> Option<NaiveDate> {
+        self.last_day
+    }
+
+    /// Whether a due time is provisional: its local date is after the horizon (always, when no
+    /// year is configured).
+    pub fn is_provisional(&self, due: DateTime<Utc>) -> bool {
+        let date = due.with_timezone(&self.zone).date_naive();
+        self.last_day.is_none_or(|last| date > last)
+    }
+
+    /// Days from the local date of `now` to the horizon: 0 on the last configured day,
+    /// negative after it; `None` when no year is configured.
+    pub fn days_left(&self, now: DateTime<Utc>) -> Option<i64> {
+        let today = now.with_timezone(&self.zone).date_naive();
+        self.last_day.map(|last| (last - today).num_days())
+    }
+
+    /// Whether the administrators should be told at `now` that the horizon is near: it is at
+    /// most `lead_days` days away (or passed, or there is none). `lead_days` 0 never tells.
+    pub fn notice_due(&self, now: DateTime<Utc>, lead_days: u32) -> bool {
+        lead_days > 0
+            && self
+                .days_left(now)
+                .is_none_or(|left| left <= i64::from(lead_days))
+    }
 }
 
 impl Calendar {
@@ -184,6 +359,7 @@ impl Calendar {
         }
 
         let mut days = BTreeMap::new();
+        let mut years = BTreeSet::new();
         for (key, year) in &raw.years {
             let section = format!("years.{key}");
             let number: i32 = key
@@ -191,44 +367,21 @@ impl Calendar {
                 .ok()
                 .filter(|y| (1900..=9999).contains(y))
                 .ok_or_else(|| fail(section.clone(), format!("`{key}` is not a year")))?;
-            let lists = [
-                ("holidays", DayKind::Holiday, &year.holidays),
-                (
-                    "working_weekends",
-                    DayKind::WorkingDay,
-                    &year.working_weekends,
-                ),
-            ];
-            for (list, kind, items) in lists {
-                for (i, item) in items.iter().enumerate() {
-                    let entry = format!("{section}.{list}[{i}]");
-                    let (first, last) = parse_dates(item).map_err(|p| fail(entry.clone(), p))?;
-                    for date in first.iter_days().take_while(|d| *d <= last) {
-                        if date.year() != number {
-                            return Err(fail(entry, format!("{date} is not in {number}")));
-                        }
-                        if kind == DayKind::WorkingDay
-                            && !matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
-                        {
-                            return Err(fail(
-                                entry,
-                                format!(
-                                    "{date} is a {}, not a Saturday or Sunday",
-                                    weekday_name(date.weekday())
-                                ),
-                            ));
-                        }
-                        if let Some(before) = days.insert(date, kind) {
-                            let problem = if before == kind {
-                                format!("{date} is listed twice")
-                            } else {
-                                format!("{date} is both a holiday and a working weekend")
-                            };
-                            return Err(fail(entry, problem));
-                        }
-                    }
-                }
-            }
+            let checked = YearDays::check(number, &year.holidays, &year.working_weekends).map_err(
+                |problems| {
+                    let first = &problems[0];
+                    let list = match first.list {
+                        DayList::Holidays => "holidays",
+                        DayList::WorkingDays => "working_weekends",
+                    };
+                    fail(
+                        format!("{section}.{list}[{}]", first.index),
+                        first.problem.clone(),
+                    )
+                },
+            )?;
+            days.extend(checked.days);
+            years.insert(number);
         }
 
         Ok(Self {
@@ -236,6 +389,7 @@ impl Calendar {
             zone,
             hours,
             days,
+            years,
         })
     }
 
@@ -270,6 +424,50 @@ impl Calendar {
     /// decides again.
     pub fn clear_day(&mut self, date: NaiveDate) {
         self.days.remove(&date);
+    }
+
+    /// Puts `year`'s holidays and working weekend days in place of every override the year had
+    /// (from the file or from earlier changes), and counts the year as configured: the
+    /// horizon moves to its end when it follows the configured years without a gap.
+    pub fn load_year(&mut self, year: &YearDays) {
+        let (first, last) = year_bounds(year.year);
+        let old: Vec<NaiveDate> = self.days.range(first..=last).map(|(d, _)| *d).collect();
+        for date in old {
+            self.days.remove(&date);
+        }
+        self.days.extend(year.days.iter().map(|(d, k)| (*d, *k)));
+        self.years.insert(year.year);
+    }
+
+    /// Counts `year` as configured without changing its days (a year whose every day was
+    /// decided by an administrator, as stored).
+    pub fn mark_configured(&mut self, year: i32) {
+        self.years.insert(year);
+    }
+
+    /// The configured years, in order.
+    pub fn configured_years(&self) -> impl Iterator<Item = i32> + '_ {
+        self.years.iter().copied()
+    }
+
+    /// The horizon: 31 December of the last year of the unbroken run of configured years that
+    /// starts at the first one (a year loaded after a gap does not move it).
+    pub fn horizon(&self) -> Horizon {
+        let mut years = self.years.iter().copied();
+        let last_year = years.next().map(|first| {
+            let mut last = first;
+            for year in years {
+                if year != last + 1 {
+                    break;
+                }
+                last = year;
+            }
+            last
+        });
+        Horizon {
+            last_day: last_year.and_then(|y| NaiveDate::from_ymd_opt(y, 12, 31)),
+            zone: self.zone,
+        }
     }
 
     /// The explicit override of `date`, if any.
@@ -552,6 +750,14 @@ impl Calendar {
             &format!("no working day in the {HORIZON_DAYS} days up to {last}"),
         )
     }
+}
+
+/// The first and last day of `year`.
+pub fn year_bounds(year: i32) -> (NaiveDate, NaiveDate) {
+    (
+        NaiveDate::from_ymd_opt(year, 1, 1).expect("a year of the calendar"),
+        NaiveDate::from_ymd_opt(year, 12, 31).expect("a year of the calendar"),
+    )
 }
 
 /// Total length of `periods`.
@@ -1180,6 +1386,154 @@ mod tests {
             cal.deadline(start, Target::WorkingMinutes(1)),
             Ok(at("2039-08-08T09:01:00Z"))
         );
+    }
+
+    /// A made-up 2027 (a test fixture, not the State Council's notice): 元旦 Jan 1–3, 春节
+    /// Feb 6–14, 国庆 Oct 1–7, working Saturday Feb 20 and Sunday Sep 26.
+    fn fixture_2027() -> YearDays {
+        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        YearDays::check(
+            2027,
+            &list(&[
+                "2027-01-01..2027-01-03",
+                "2027-02-06..2027-02-14",
+                "2027-10-01..2027-10-07",
+            ]),
+            &list(&["2027-02-20", "2027-09-26"]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_horizon_is_the_end_of_the_last_configured_year() {
+        let cal = sh();
+        let horizon = cal.horizon();
+        assert_eq!(horizon.last_day(), Some(day("2026-12-31")));
+        assert_eq!(cal.configured_years().collect::<Vec<_>>(), vec![2025, 2026]);
+        // Read in Shanghai: 23:59 on 31 Dec is settled, midnight is not.
+        assert!(!horizon.is_provisional(at("2026-12-31T17:00:00+08:00")));
+        assert!(!horizon.is_provisional(at("2026-12-31T15:59:00Z")));
+        assert!(horizon.is_provisional(at("2026-12-31T16:00:00Z")));
+        assert!(horizon.is_provisional(at("2027-01-01T17:00:00+08:00")));
+        // Days left, with an injected now.
+        assert_eq!(horizon.days_left(at("2026-11-29T10:00:00+08:00")), Some(32));
+        assert_eq!(horizon.days_left(at("2026-12-31T23:00:00+08:00")), Some(0));
+        assert_eq!(horizon.days_left(at("2027-01-02T09:00:00+08:00")), Some(-2));
+        // The notice: from 60 days before, and after it passed; never with 0.
+        assert!(!horizon.notice_due(at("2026-10-31T23:59:00+08:00"), 60));
+        assert!(horizon.notice_due(at("2026-10-31T23:59:00+08:00"), 61));
+        assert!(horizon.notice_due(at("2026-11-01T00:00:00+08:00"), 60));
+        assert!(horizon.notice_due(at("2026-11-29T10:00:00+08:00"), 60));
+        assert!(horizon.notice_due(at("2027-03-01T10:00:00+08:00"), 60));
+        assert!(!horizon.notice_due(at("2026-12-31T10:00:00+08:00"), 0));
+    }
+
+    #[test]
+    fn a_loaded_year_moves_the_horizon_and_the_deadlines_in_it() {
+        let mut cal = sh();
+        let start = at("2026-12-31T10:00:00+08:00");
+        let one_day = |cal: &Calendar| cal.deadline(start, Target::working_days(1)).unwrap();
+        // Before: 1 Jan 2027 counts as an ordinary Friday, and that is provisional.
+        assert_eq!(one_day(&cal), at("2027-01-01T17:00:00+08:00"));
+        assert!(cal.horizon().is_provisional(one_day(&cal)));
+
+        cal.load_year(&fixture_2027());
+        assert_eq!(cal.horizon().last_day(), Some(day("2027-12-31")));
+        // Jan 1–3 are holidays: Monday 4 Jan, settled.
+        assert_eq!(one_day(&cal), at("2027-01-04T17:00:00+08:00"));
+        assert!(!cal.horizon().is_provisional(one_day(&cal)));
+        assert_eq!(cal.day_kind(day("2027-02-20")), Some(DayKind::WorkingDay));
+        assert!(cal.is_working_day(day("2027-02-20")));
+
+        // Loading the year again replaces it whole: days it no longer lists are regular.
+        let smaller = YearDays::check(2027, &["2027-01-01".to_string()], &[]).unwrap();
+        cal.load_year(&smaller);
+        assert_eq!(cal.day_kind(day("2027-01-02")), None);
+        assert_eq!(cal.day_kind(day("2027-02-20")), None);
+        assert_eq!(cal.day_kind(day("2027-01-01")), Some(DayKind::Holiday));
+        // Other years are untouched.
+        assert_eq!(cal.day_kind(day("2026-10-01")), Some(DayKind::Holiday));
+
+        // A year after a gap does not move the horizon.
+        let later = YearDays::check(2029, &["2029-01-01".to_string()], &[]).unwrap();
+        cal.load_year(&later);
+        assert_eq!(cal.horizon().last_day(), Some(day("2027-12-31")));
+        cal.mark_configured(2028);
+        assert_eq!(cal.horizon().last_day(), Some(day("2029-12-31")));
+
+        // A calendar without years has no horizon: everything is provisional.
+        let text = SHANGHAI_CALENDAR
+            .split("# 国务院办公厅关于2025年")
+            .next()
+            .unwrap();
+        let bare = Calendar::parse("bare.toml", text).unwrap();
+        assert_eq!(bare.horizon().last_day(), None);
+        assert!(
+            bare.horizon()
+                .is_provisional(at("2025-03-10T10:00:00+08:00"))
+        );
+        assert_eq!(
+            bare.horizon().days_left(at("2025-03-10T10:00:00+08:00")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_year_is_checked_whole_and_every_bad_item_named() {
+        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let problems = YearDays::check(
+            2027,
+            &list(&[
+                "2027-01-01",
+                "2026-12-31",
+                "2027-02-30",
+                "2027-01-01",
+                "2027-02-06..2027-02-14",
+                "2027-03-05..2027-03-01",
+            ]),
+            &list(&["2027-02-20", "2027-02-19", "2027-02-07", "tomorrow"]),
+        )
+        .unwrap_err();
+        let named: Vec<(DayList, usize, &str)> = problems
+            .iter()
+            .map(|p| (p.list, p.index, p.problem.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                (DayList::Holidays, 1, "2026-12-31 is not in 2027"),
+                (
+                    DayList::Holidays,
+                    2,
+                    "`2027-02-30` is not a date (YYYY-MM-DD) or a range (YYYY-MM-DD..YYYY-MM-DD)"
+                ),
+                (DayList::Holidays, 3, "2027-01-01 is listed twice"),
+                (
+                    DayList::Holidays,
+                    5,
+                    "`2027-03-05..2027-03-01` ends before it starts"
+                ),
+                (
+                    DayList::WorkingDays,
+                    1,
+                    "2027-02-19 is a Friday, not a Saturday or Sunday"
+                ),
+                (
+                    DayList::WorkingDays,
+                    2,
+                    "2027-02-07 is both a holiday and a working weekend"
+                ),
+                (
+                    DayList::WorkingDays,
+                    3,
+                    "`tomorrow` is not a date (YYYY-MM-DD) or a range (YYYY-MM-DD..YYYY-MM-DD)"
+                ),
+            ]
+        );
+        let year = fixture_2027();
+        assert_eq!(year.year(), 2027);
+        assert_eq!(year.count(DayKind::Holiday), 3 + 9 + 7);
+        assert_eq!(year.count(DayKind::WorkingDay), 2);
     }
 
     /// Parses the shipped file with one edit and returns the message.

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod calendar;
 pub mod catalog;
 pub mod clock;
+pub mod disclosure;
 pub mod intake;
 pub mod lifecycle;
 pub mod material;

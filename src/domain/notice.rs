@@ -33,6 +33,15 @@ impl About {
             matter_en,
         }
     }
+
+    /// A working calendar, for the notices about it (it takes the request number's place).
+    pub fn calendar(code: &str) -> Self {
+        Self {
+            number: code.to_string(),
+            matter_zh: "工作日历".into(),
+            matter_en: "working calendar".into(),
+        }
+    }
 }
 
 /// One notice.
@@ -127,6 +136,18 @@ pub enum Message {
         /// Received at the window (else supplied online).
         received_at_window: bool,
     },
+    /// The working calendar's horizon is near or passed: to the administrators, who must load
+    /// the next year.
+    CalendarHorizon {
+        /// The calendar's code.
+        calendar: String,
+        /// Its last configured day, `YYYY-MM-DD`; `None` when no year is configured.
+        last_day: Option<String>,
+        /// Days from today to it (negative once passed).
+        days_left: Option<i64>,
+        /// The year to load.
+        next_year: i32,
+    },
 }
 
 /// Chinese and English names of a clock kind.
@@ -165,6 +186,7 @@ impl Message {
             Message::RectificationClosed { .. } => "rectification_closed",
             Message::MaterialDue { .. } => "material_due",
             Message::MaterialSupplied { .. } => "material_supplied",
+            Message::CalendarHorizon { .. } => "calendar_horizon",
         }
     }
 
@@ -333,6 +355,38 @@ impl Message {
                     ),
                 )
             }
+            Message::CalendarHorizon {
+                calendar,
+                last_day,
+                days_left,
+                next_year,
+            } => {
+                let (until_zh, until_en) = match (last_day, days_left) {
+                    (Some(day), Some(left)) if *left >= 0 => (
+                        format!("节假日安排只配置到 {day}（还剩 {left} 天）"),
+                        format!("has holidays configured up to {day} ({left} days left)"),
+                    ),
+                    (Some(day), Some(left)) => (
+                        format!("节假日安排只配置到 {day}（已过 {} 天）", -left),
+                        format!("has holidays configured up to {day}, {} days ago", -left),
+                    ),
+                    _ => (
+                        "没有配置任何年份的节假日安排".to_string(),
+                        "has no year of holidays configured".to_string(),
+                    ),
+                };
+                let path = format!("PUT /api/v1/calendars/{calendar}/years/{next_year}");
+                (
+                    format!("节假日安排即将用尽，请载入 {next_year} 年"),
+                    format!("holidays run out: load {next_year}"),
+                    format!(
+                        "{mz} {calendar} {until_zh}。此后的到期时间均为暂定（provisional），只按周一至周五计算。\n请在国务院办公厅公布 {next_year} 年节假日安排后，通过 {path} 载入全年的节假日和调休上班日，正在计时的时限将随之重算。"
+                    ),
+                    format!(
+                        "The {me} {calendar} {until_en}. Due times after it are provisional: they count weekdays only.\nOnce the State Council publishes the {next_year} holidays, load the whole year (holidays and working weekend days) with {path}; running clocks are recomputed."
+                    ),
+                )
+            }
         };
         (
             format!("【马上办】{n} {subject_zh} / {subject_en}"),
@@ -411,6 +465,26 @@ mod tests {
         assert_eq!(supplied.kind(), "material_supplied");
         let (_, body) = supplied.render(&about());
         assert!(body.contains("已在窗口收取") && body.contains("received at the window"));
+    }
+
+    #[test]
+    fn the_horizon_notice_says_what_to_load() {
+        let message = Message::CalendarHorizon {
+            calendar: "cn-shanghai".into(),
+            last_day: Some("2026-12-31".into()),
+            days_left: Some(32),
+            next_year: 2027,
+        };
+        assert_eq!(message.kind(), "calendar_horizon");
+        let (subject, body) = message.render(&About::calendar("cn-shanghai"));
+        assert_eq!(
+            subject,
+            "【马上办】cn-shanghai 节假日安排即将用尽，请载入 2027 年 / holidays run out: load 2027"
+        );
+        let zh = body.find("只配置到 2026-12-31（还剩 32 天）").unwrap();
+        let en = body.find("up to 2026-12-31 (32 days left)").unwrap();
+        assert!(zh < en, "{body}");
+        assert!(body.contains("PUT /api/v1/calendars/cn-shanghai/years/2027"));
     }
 
     #[test]

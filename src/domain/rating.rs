@@ -7,7 +7,8 @@
 //! - A level of 1 or 2 is a bad rating (差评): it opens a rectification case for the unit
 //!   responsible (the request's lead unit), with two clocks — contact the enterprise within
 //!   `contact_days` working days, rectify within `rectify_days` — listed for supervisors and
-//!   closed only with a note, whose outcome the enterprise is told.
+//!   closed only with a note, whose outcome the enterprise is told. A case is closed after the
+//!   contact is recorded, or with the reason the enterprise was not contacted.
 
 use std::fmt;
 
@@ -113,6 +114,27 @@ pub fn next(status: CaseStatus, step: CaseStep) -> Option<CaseStatus> {
     }
 }
 
+/// Why a case may not be closed as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseRefusal {
+    /// No contact with the enterprise is recorded, and no reason for closing without one was
+    /// given.
+    NoContact,
+    /// A contact is recorded: a reason for closing without one does not apply.
+    ContactRecorded,
+}
+
+/// Whether a case in `status` may be closed, given whether a reason for closing it without a
+/// contact (`no_contact_reason`) came with the step: closing needs the recorded contact (the
+/// case is `contacted`) or, for an `open` case, that reason. Checked after [`next`].
+pub fn may_close(status: CaseStatus, no_contact_reason: bool) -> Result<(), CloseRefusal> {
+    match (status, no_contact_reason) {
+        (CaseStatus::Open, false) => Err(CloseRefusal::NoContact),
+        (CaseStatus::Contacted, true) => Err(CloseRefusal::ContactRecorded),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +175,19 @@ mod tests {
         );
         assert_eq!(next(CaseStatus::Contacted, CaseStep::Contact), None);
         assert_eq!(next(CaseStatus::Closed, CaseStep::Close), None);
+    }
+
+    #[test]
+    fn closing_needs_a_contact_or_a_reason_for_none() {
+        assert_eq!(
+            may_close(CaseStatus::Open, false),
+            Err(CloseRefusal::NoContact)
+        );
+        assert_eq!(may_close(CaseStatus::Open, true), Ok(()));
+        assert_eq!(may_close(CaseStatus::Contacted, false), Ok(()));
+        assert_eq!(
+            may_close(CaseStatus::Contacted, true),
+            Err(CloseRefusal::ContactRecorded)
+        );
     }
 }

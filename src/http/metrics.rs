@@ -1,5 +1,6 @@
 //! Prometheus metrics: request counts and latency histograms by route pattern and status, and
-//! the SLA detector's marks and detection delay, and the mail sender's attempts.
+//! the SLA detector's marks and detection delay, the mail sender's attempts, and the working
+//! calendar's days left to its horizon with the horizon notices this instance checked.
 //!
 //! Each application owns its registry (no global state), so tests can run several servers in
 //! one process. Routes are labelled by their pattern (`/api/v1/requests/{id}`), never by the
@@ -12,7 +13,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Latency buckets in seconds, from 1 ms to 10 s.
@@ -29,6 +30,8 @@ pub struct Metrics {
     sla_marks: IntCounterVec,
     sla_delay: prometheus::Histogram,
     mail_attempts: IntCounterVec,
+    calendar_horizon: IntGaugeVec,
+    horizon_notices: IntCounterVec,
 }
 
 impl Metrics {
@@ -90,6 +93,30 @@ impl Metrics {
         registry
             .register(Box::new(mail_attempts.clone()))
             .expect("first registration");
+        let calendar_horizon = IntGaugeVec::new(
+            Opts::new(
+                "calendar_horizon_days",
+                "Days from today to the calendar's last configured day (negative once passed); \
+                 due times after it are provisional",
+            ),
+            &["calendar"],
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(calendar_horizon.clone()))
+            .expect("first registration");
+        let horizon_notices = IntCounterVec::new(
+            Opts::new(
+                "calendar_horizon_notices_total",
+                "Horizon mails to the administrators this instance wrote (`written`) or found \
+                 written already (`already_written`)",
+            ),
+            &["outcome"],
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(horizon_notices.clone()))
+            .expect("first registration");
         Self {
             registry,
             requests,
@@ -97,6 +124,8 @@ impl Metrics {
             sla_marks,
             sla_delay,
             mail_attempts,
+            calendar_horizon,
+            horizon_notices,
         }
     }
 
@@ -120,6 +149,25 @@ impl Metrics {
     /// Counts one delivery attempt of the mail sender: `sent`, `retry` or `dead`.
     pub fn mail_attempt(&self, outcome: &str) {
         self.mail_attempts.with_label_values(&[outcome]).inc();
+    }
+
+    /// Sets the days left to `calendar`'s horizon; `None` (no configured year) removes the
+    /// series.
+    pub fn calendar_horizon(&self, calendar: &str, days_left: Option<i64>) {
+        match days_left {
+            Some(days) => self
+                .calendar_horizon
+                .with_label_values(&[calendar])
+                .set(days),
+            None => {
+                let _ = self.calendar_horizon.remove_label_values(&[calendar]);
+            }
+        }
+    }
+
+    /// Counts one horizon check that found the mail due: `written` or `already_written`.
+    pub fn horizon_notice(&self, outcome: &str) {
+        self.horizon_notices.with_label_values(&[outcome]).inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -178,5 +226,18 @@ mod tests {
         assert!(text.contains(
             "mashangban_http_request_duration_seconds_bucket{method=\"GET\",route=\"/health/live\",status=\"200\",le=\"0.005\"} 1"
         ), "{text}");
+    }
+
+    #[test]
+    fn the_horizon_gauge_is_set_and_removed() {
+        let metrics = Metrics::new();
+        metrics.calendar_horizon("cn-shanghai", Some(32));
+        let text = metrics.render();
+        assert!(
+            text.contains("mashangban_calendar_horizon_days{calendar=\"cn-shanghai\"} 32"),
+            "{text}"
+        );
+        metrics.calendar_horizon("cn-shanghai", None);
+        assert!(!metrics.render().contains("calendar=\"cn-shanghai\""));
     }
 }

@@ -611,5 +611,5 @@ pub async fn act(
         .await??;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(&updated)))
-        .json(view(&updated).for_actor(&principal.actor)))
+        .json(view(&updated, calendars.current().horizon()).for_actor(&principal.actor)))
 }

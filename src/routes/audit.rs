@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{Principal, Role};
+use crate::auth::{Actor, Principal, Role};
 use crate::db::{Database, audit};
 use crate::domain::audit::{Fault, Head};
+use crate::domain::disclosure::{self, Audience};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::routes::requests::visible;
 
@@ -20,7 +21,8 @@ pub struct EventView {
     pub seq: i64,
     /// What happened (`intake`, `accept`, …).
     pub action: String,
-    /// Who (token subject; the enterprise's code for an intake).
+    /// Who: the token subject (the enterprise's code for an intake). An enterprise reads the
+    /// acting party instead: `enterprise`, the unit's code, `system` or `district`.
     pub actor: String,
     /// Their role.
     pub role: String,
@@ -33,7 +35,7 @@ pub struct EventView {
     /// State after.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_after: Option<String>,
-    /// Reason and details.
+    /// Reason and details (an enterprise reads them without the units' internal notes).
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     /// When.
@@ -156,6 +158,11 @@ impl AnchorQuery {
 }
 
 /// The request's timeline: every change, oldest first (who may read the request may read it).
+///
+/// The enterprise reads the units that acted, not the officials' token subjects, and no
+/// internal notes (co-units' opinion notes, the decision record of opinions, a rectification
+/// case's contact note, the reason of a return or a reroute): docs/workflow.md. The stored
+/// events and their hashes are the same for everyone.
 #[utoipa::path(
     tag = "audit",
     security(("bearer" = [])),
@@ -173,6 +180,10 @@ pub async fn timeline(
     db: web::Data<Database>,
 ) -> Result<HttpResponse, ApiError> {
     let record = visible(&principal, &db, id.into_inner()).await?;
+    let audience = match principal.actor {
+        Actor::Enterprise(_) => Audience::Enterprise,
+        _ => Audience::Staff,
+    };
     let request_id = record.request.id;
     let lookup = request_id.clone();
     let rows = db
@@ -182,16 +193,17 @@ pub async fn timeline(
         .iter()
         .map(|row| {
             let event = row.to_event();
+            let entry = disclosure::event_for(audience, event.entry);
             EventView {
                 seq: event.seq,
-                action: event.entry.action,
-                actor: event.entry.actor,
-                role: event.entry.role,
-                unit: event.entry.unit,
-                state_before: event.entry.state_before,
-                state_after: event.entry.state_after,
-                payload: event.entry.payload,
-                at: event.entry.at,
+                action: entry.action,
+                actor: entry.actor,
+                role: entry.role,
+                unit: entry.unit,
+                state_before: entry.state_before,
+                state_after: entry.state_after,
+                payload: entry.payload,
+                at: entry.at,
                 hash: event.hash,
             }
         })

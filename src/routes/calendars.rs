@@ -1,5 +1,6 @@
 //! The working calendars (docs/calendars.md): what the server counts working time on,
-//! deadlines on it, and administrators' changes to single days.
+//! deadlines on it (provisional after the calendar's horizon), administrators' changes to
+//! single days, and whole years loaded at once.
 //!
 //! Reads are public. Each read first re-reads the stored days, so an answer always reflects
 //! the changes made through any instance on the same database; when the database does not
@@ -16,8 +17,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{Principal, Role};
 use crate::config::SlaSettings;
 use crate::db::Database;
-use crate::db::calendars::{self, Calendars, DayChange};
-use crate::domain::calendar::{Calendar, CalendarError, DayKind, Period};
+use crate::db::calendars::{self, Calendars, DayChange, YearLoad};
+use crate::domain::calendar::{Calendar, CalendarError, DayKind, DayList, Period, YearDays};
 use crate::domain::catalog::Target;
 use crate::error::{ApiError, FieldError, Problem};
 
@@ -86,6 +87,14 @@ pub struct CalendarView {
     /// Minutes of the standard day (Monday's hours); half a working day is half of it.
     #[schema(example = 420)]
     pub standard_day_minutes: i64,
+    /// The horizon: the last day for which holidays and working weekend days are configured
+    /// (31 December of the last configured year); due times after it are provisional. Null
+    /// when no year is configured.
+    #[schema(example = "2026-12-31")]
+    pub horizon: Option<NaiveDate>,
+    /// The configured years (the file's and those loaded since), in order.
+    #[schema(example = json!([2025, 2026]))]
+    pub configured_years: Vec<i32>,
     /// Every overriding day (of the `year` asked for), by date.
     pub days: Vec<OverrideDay>,
 }
@@ -151,6 +160,9 @@ pub struct Deadline {
     /// RFC 3339 in the calendar's time zone.
     #[schema(format = DateTime, example = "2026-10-09T17:00:00+08:00")]
     pub due_at: String,
+    /// The due time falls after the calendar's horizon (its last configured day): it was
+    /// counted without that year's holidays and moves when the year is loaded.
+    pub provisional: bool,
 }
 
 /// An administrator's change of one day.
@@ -322,6 +334,8 @@ pub async fn read(
             sunday: hours(Weekday::Sun),
         },
         standard_day_minutes: calendar.standard_day_minutes(),
+        horizon: calendar.horizon().last_day(),
+        configured_years: calendar.configured_years().collect(),
         days: calendar
             .days()
             .filter(|(date, _)| year.is_none_or(|y| date.year() == y))
@@ -406,6 +420,7 @@ pub async fn deadline(
 
     let calendar = in_force(&calendars, &db).await;
     let zone = calendar.time_zone();
+    let horizon = calendar.horizon();
     // Up to a million working days is a long walk: off the async worker.
     let outcome =
         web::block(move || calendar.deadline(start.with_timezone(&Utc), unit.target(amount)))
@@ -427,6 +442,7 @@ pub async fn deadline(
     }
     Ok(HttpResponse::Ok().json(Deadline {
         due_at: due.to_rfc3339_opts(SecondsFormat::AutoSi, false),
+        provisional: horizon.is_provisional(due.with_timezone(&Utc)),
     }))
 }
 
@@ -543,6 +559,191 @@ pub async fn clear_day(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     change(principal, calendars, db, sla, path.into_inner(), Ok(None)).await
+}
+
+/// A whole year of holidays and working weekend days (调休上班), as the State Council publishes
+/// it. Both lists are required; each item is a date `YYYY-MM-DD` or an inclusive range
+/// `YYYY-MM-DD..YYYY-MM-DD` of the year.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct YearBody {
+    /// The public holidays, including the weekend days inside a holiday period (at least one).
+    #[schema(required = true, value_type = Vec<String>,
+             example = json!(["2027-01-01..2027-01-03", "2027-02-06..2027-02-14"]))]
+    pub holidays: Option<serde_json::Value>,
+    /// The Saturdays and Sundays that are working days (may be empty).
+    #[schema(required = true, value_type = Vec<String>, example = json!(["2027-02-20"]))]
+    pub working_days: Option<serde_json::Value>,
+}
+
+/// A year as loaded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoadedYear {
+    /// The calendar.
+    #[schema(example = "cn-shanghai")]
+    pub calendar: String,
+    /// The year.
+    #[schema(example = 2027)]
+    pub year: i32,
+    /// How many holidays it has.
+    pub holidays: usize,
+    /// How many working weekend days.
+    pub working_days: usize,
+    /// Dates of the year whose kind changed.
+    pub days_changed: usize,
+    /// The horizon before the load.
+    pub horizon_before: Option<NaiveDate>,
+    /// The horizon now (moved to the year's end when the year follows the configured years
+    /// without a gap).
+    pub horizon: Option<NaiveDate>,
+    /// The administrator (token subject).
+    pub loaded_by: String,
+    /// When.
+    pub loaded_at: DateTime<Utc>,
+    /// Running clocks whose due time moved.
+    pub clocks_moved: usize,
+}
+
+/// The strings of list `name` of a year body, or its problems.
+fn year_list(
+    name: &str,
+    value: Option<&serde_json::Value>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Vec<String>> {
+    let Some(value) = value else {
+        errors.push(field(
+            &format!("/{name}"),
+            "required: a list of dates YYYY-MM-DD or ranges YYYY-MM-DD..YYYY-MM-DD",
+        ));
+        return None;
+    };
+    let Some(items) = value.as_array() else {
+        errors.push(field(&format!("/{name}"), "must be a list of dates"));
+        return None;
+    };
+    let mut strings = Vec::with_capacity(items.len());
+    let before = errors.len();
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str() {
+            Some(text) => strings.push(text.to_string()),
+            None => errors.push(field(
+                &format!("/{name}/{i}"),
+                "must be a date YYYY-MM-DD or a range YYYY-MM-DD..YYYY-MM-DD",
+            )),
+        }
+    }
+    (errors.len() == before).then_some(strings)
+}
+
+/// Load a whole year of holidays and working weekend days at once (administrators), in place
+/// of whatever the year had (from the file or earlier changes): the State Council's notice in
+/// one request. Checked whole: every item of both lists is a date (or range) of `year`, none
+/// listed twice or in both lists, every working day a Saturday or Sunday, at least one
+/// holiday; each bad item is a `422` with its JSON pointer (`/holidays/3`) and nothing
+/// changes. One audit event (`calendar.load_year`); the running clocks over the days that
+/// changed follow at once, in the same transaction. The horizon moves to the year's end when
+/// it follows the configured years: due times in the year are no longer provisional. Other
+/// instances pick the year up within two seconds.
+#[utoipa::path(
+    operation_id = "calendars_load_year",
+    tag = "calendars",
+    security(("bearer" = [])),
+    params(
+        ("code" = String, Path, description = "Calendar code, e.g. cn-shanghai"),
+        ("year" = i32, Path, minimum = 1900, maximum = 9999, description = "The year, e.g. 2027")
+    ),
+    request_body = YearBody,
+    responses(
+        (status = 200, description = "The year as loaded, the horizon, and how many clocks moved", body = LoadedYear),
+        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such calendar", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`year` is not a year from 1900 to 9999, or a list or an item is wrong \
+                                      (each named by its JSON pointer); nothing changed",
+         body = Problem, content_type = "application/problem+json"),
+        crate::routes::AuthFailures
+    )
+)]
+#[put("/api/v1/calendars/{code}/years/{year}")]
+pub async fn load_year(
+    principal: Principal,
+    calendars: web::Data<Calendars>,
+    db: web::Data<Database>,
+    sla: web::Data<SlaSettings>,
+    path: web::Path<(String, String)>,
+    body: web::Json<YearBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let (code, year) = path.into_inner();
+    served(&calendars, &code)?;
+    let mut errors = Vec::new();
+    let number = match year.parse::<i32>() {
+        Ok(n) if (1900..=9999).contains(&n) && year.len() == 4 => Some(n),
+        _ => {
+            errors.push(field(
+                "year",
+                format!("`{year}` is not a year from 1900 to 9999"),
+            ));
+            None
+        }
+    };
+    let holidays = year_list("holidays", body.holidays.as_ref(), &mut errors);
+    let working_days = year_list("working_days", body.working_days.as_ref(), &mut errors);
+    if holidays.as_ref().is_some_and(Vec::is_empty) {
+        errors.push(field(
+            "/holidays",
+            "a year without a public holiday is not a State Council notice: list them",
+        ));
+    }
+    let (Some(number), Some(holidays), Some(working_days)) = (number, holidays, working_days)
+    else {
+        return Err(ApiError::validation(errors));
+    };
+    let checked = YearDays::check(number, &holidays, &working_days);
+    let days = match checked {
+        Ok(days) if errors.is_empty() => days,
+        outcome => {
+            for problem in outcome.err().unwrap_or_default() {
+                let name = match problem.list {
+                    DayList::Holidays => "holidays",
+                    DayList::WorkingDays => "working_days",
+                };
+                errors.push(field(
+                    &format!("/{name}/{}", problem.index),
+                    problem.problem,
+                ));
+            }
+            return Err(ApiError::validation(errors));
+        }
+    };
+    let load = YearLoad {
+        year: days,
+        actor: principal.subject,
+        at: Utc::now().trunc_subsecs(6),
+    };
+    let warn_percent = sla.warn_percent;
+    let holder = calendars.clone();
+    let (holidays, working_days) = (
+        load.year.count(DayKind::Holiday),
+        load.year.count(DayKind::WorkingDay),
+    );
+    let (actor, at) = (load.actor.clone(), load.at);
+    let loaded = db
+        .run(move |conn| calendars::load_year(conn, &holder, &load, warn_percent))
+        .await?;
+    Ok(HttpResponse::Ok().json(LoadedYear {
+        calendar: code,
+        year: number,
+        holidays,
+        working_days,
+        days_changed: loaded.days_changed,
+        horizon_before: loaded.horizon_before,
+        horizon: loaded.horizon,
+        loaded_by: actor,
+        loaded_at: at,
+        clocks_moved: loaded.clocks_moved,
+    }))
 }
 
 #[cfg(test)]

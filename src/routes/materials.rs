@@ -272,5 +272,5 @@ pub async fn supply(
         .await??;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(&updated)))
-        .json(view(&updated)))
+        .json(view(&updated, calendars.current().horizon()).for_actor(&principal.actor)))
 }

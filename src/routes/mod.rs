@@ -117,6 +117,7 @@ where
         .service(calendars::deadline)
         .service(calendars::set_day)
         .service(calendars::clear_day)
+        .service(calendars::load_year)
         .service(notifications::list)
         .service(ratings::rate)
         .service(ratings::list_cases)

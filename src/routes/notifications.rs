@@ -67,6 +67,8 @@ pub enum NoticeKind {
     MaterialDue,
     /// A deferred material arrived, to the lead unit.
     MaterialSupplied,
+    /// The working calendar's horizon is near: load the next year, to the administrators.
+    CalendarHorizon,
 }
 
 /// One mail of the outbox.
@@ -217,7 +219,7 @@ fn parse(query: &NotificationQuery) -> Result<(Filters, Option<String>, i64), Ap
 }
 
 /// Every kind, as stored.
-const KINDS: [&str; 15] = [
+const KINDS: [&str; 16] = [
     "accepted",
     "not_accepted",
     "supplement_required",
@@ -233,6 +235,7 @@ const KINDS: [&str; 15] = [
     "deemed_accepted",
     "material_due",
     "material_supplied",
+    "calendar_horizon",
 ];
 
 /// List the mail outbox, newest first: what was sent to whom, what waits and why, what was
@@ -341,6 +344,12 @@ mod tests {
                 name: "x".into(),
                 received_at_window: false,
             },
+            Message::CalendarHorizon {
+                calendar: "cn-shanghai".into(),
+                last_day: Some("2026-12-31".into()),
+                days_left: Some(30),
+                next_year: 2027,
+            },
         ];
         for message in &all {
             match message {
@@ -357,7 +366,8 @@ mod tests {
                 | Message::RectificationClosed { .. }
                 | Message::DeemedAccepted { .. }
                 | Message::MaterialDue { .. }
-                | Message::MaterialSupplied { .. } => {}
+                | Message::MaterialSupplied { .. }
+                | Message::CalendarHorizon { .. } => {}
             }
         }
         all

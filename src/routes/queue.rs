@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Actor, Principal};
 use crate::db::Database;
+use crate::db::calendars::Calendars;
 use crate::db::workflow::{self, QueueItem};
 use crate::domain::UnitCode;
 use crate::domain::request::{Status, TaskRole};
@@ -107,7 +108,11 @@ pub async fn list(principal: Principal, db: web::Data<Database>) -> Result<HttpR
     )
 )]
 #[post("/api/v1/queue/next")]
-pub async fn next(principal: Principal, db: web::Data<Database>) -> Result<HttpResponse, ApiError> {
+pub async fn next(
+    principal: Principal,
+    db: web::Data<Database>,
+    calendars: web::Data<Calendars>,
+) -> Result<HttpResponse, ApiError> {
     let unit = clerk_unit(&principal)?;
     let clerk = principal.subject.clone();
     let now = Utc::now().trunc_subsecs(6).naive_utc();
@@ -117,7 +122,7 @@ pub async fn next(principal: Principal, db: web::Data<Database>) -> Result<HttpR
     Ok(match claimed {
         Some((item, record)) => HttpResponse::Ok().json(Claimed {
             task: entry(item),
-            request: view(&record),
+            request: view(&record, calendars.current().horizon()),
         }),
         None => HttpResponse::NoContent().finish(),
     })

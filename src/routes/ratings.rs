@@ -15,13 +15,15 @@ use crate::db::Database;
 use crate::db::calendars::Calendars;
 use crate::db::clocks as clock_rows;
 use crate::db::notifications::Notice;
-use crate::db::ratings::{self, Case, CaseRow, NewRating, RatingRow};
+use crate::db::ratings::{self, Case, CaseRow, CaseScope, NewRating, RatingRow};
 use crate::db::requests::{self, Scope};
 use crate::domain::audit::Entry;
+use crate::domain::calendar::Horizon;
 use crate::domain::catalog::Target;
 use crate::domain::clock::{Change, Clock, Rules};
+use crate::domain::disclosure::Audience;
 use crate::domain::notice::{About, Message};
-use crate::domain::rating::{self, CaseStatus, CaseStep, Level};
+use crate::domain::rating::{self, CaseStatus, CaseStep, CloseRefusal, Level};
 use crate::domain::request::{ClockKind, ClockState, Status};
 use crate::domain::{Catalog, UnitCode};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
@@ -76,20 +78,28 @@ pub struct CaseView {
     pub unit: String,
     /// The rating's level.
     pub level: i32,
+    /// Its label.
+    #[schema(example = "非常不满意")]
+    pub label: String,
+    /// The rating's comment: what the enterprise said.
+    pub comment: String,
     /// `open`, `contacted` or `closed`.
     pub status: String,
     /// When the enterprise was contacted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contacted_at: Option<DateTime<Utc>>,
-    /// What the contact found.
+    /// What the contact found (internal: never shown to the enterprise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_note: Option<String>,
     /// When closed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<DateTime<Utc>>,
-    /// What was rectified.
+    /// What was rectified: what the enterprise is told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closing_note: Option<String>,
+    /// Why it was closed without a recorded contact (internal: never shown to the enterprise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_contact_reason: Option<String>,
     /// Opened.
     pub created_at: DateTime<Utc>,
     /// Contact and rectification clocks.
@@ -109,21 +119,36 @@ fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
 }
 
-fn case_view(case: &Case) -> CaseView {
+/// A case as `audience` may see it: an enterprise is not shown the unit's internal notes
+/// (the contact note, the reason for closing without a contact).
+fn case_view(case: &Case, audience: Audience, horizon: Horizon) -> CaseView {
     let c = &case.case;
+    let internal = |note: &Option<String>| match audience {
+        Audience::Staff => note.clone(),
+        Audience::Enterprise => None,
+    };
     CaseView {
         id: c.id.clone(),
         request_id: c.request_id.clone(),
         number: case.number.clone(),
         unit: c.unit.clone(),
         level: c.level,
+        label: Level::new(c.level.into())
+            .map(|l| l.label_zh().to_string())
+            .unwrap_or_default(),
+        comment: case
+            .rating
+            .as_ref()
+            .map(|r| r.comment.clone())
+            .unwrap_or_default(),
         status: c.status.clone(),
         contacted_at: c.contacted_at.map(utc),
-        contact_note: c.contact_note.clone(),
+        contact_note: internal(&c.contact_note),
         closed_at: c.closed_at.map(utc),
         closing_note: c.closing_note.clone(),
+        no_contact_reason: internal(&c.no_contact_reason),
         created_at: utc(c.created_at),
-        clocks: case.clocks.iter().map(clock_view).collect(),
+        clocks: case.clocks.iter().map(|c| clock_view(c, horizon)).collect(),
     }
 }
 
@@ -337,7 +362,9 @@ pub async fn rate(
         unit: rating_row.unit,
         matter: rating_row.matter,
         created_at: utc(rating_row.created_at),
-        rectification: case.as_ref().map(case_view),
+        rectification: case
+            .as_ref()
+            .map(|c| case_view(c, Audience::Enterprise, calendars.current().horizon())),
     }))
 }
 
@@ -347,7 +374,8 @@ pub async fn rate(
 pub struct CaseQuery {
     /// Only this state: `open`, `contacted`, `closed`.
     pub status: Option<String>,
-    /// Only this unit (district supervisors and admins; a unit's own people always see their unit).
+    /// Only this unit (district supervisors, admins and enterprises; a unit's own people always
+    /// see their unit).
     #[param(value_type = Option<UnitCode>)]
     pub unit: Option<String>,
     /// Page size, 1 to 200 (default 50).
@@ -356,30 +384,44 @@ pub struct CaseQuery {
     pub offset: Option<i64>,
 }
 
-/// The unit whose cases the caller may see: its own for clerks and unit supervisors, any
-/// (or all) for district supervisors and admins.
-fn case_scope(
-    principal: &Principal,
-    asked: Option<UnitCode>,
-) -> Result<Option<UnitCode>, ApiError> {
+/// The cases the caller may see: its own unit's for clerks and unit supervisors, any unit's
+/// (or all) for district supervisors and admins, and an enterprise those its own ratings
+/// opened (of any unit, or of the unit asked for).
+fn case_scope(principal: &Principal, asked: Option<UnitCode>) -> Result<CaseScope, ApiError> {
     match &principal.actor {
         Actor::Clerk(unit) | Actor::Supervisor(Some(unit)) => match asked {
             Some(other) if other != *unit => Err(ApiError::forbidden(format!(
                 "unit `{unit}` sees its own rectification cases, not `{other}`'s"
             ))),
-            _ => Ok(Some(*unit)),
+            _ => Ok(CaseScope {
+                unit: Some(*unit),
+                uscc: None,
+            }),
         },
-        Actor::Supervisor(None) | Actor::Admin => Ok(asked),
-        Actor::Enterprise(_) => Err(ApiError::forbidden(
-            "rectification cases are for the units and their supervisors",
-        )),
+        Actor::Supervisor(None) | Actor::Admin => Ok(CaseScope {
+            unit: asked,
+            uscc: None,
+        }),
+        Actor::Enterprise(uscc) => Ok(CaseScope {
+            unit: asked,
+            uscc: Some(uscc.to_string()),
+        }),
+    }
+}
+
+/// Who reads: an enterprise sees its cases without the units' internal notes.
+fn audience(principal: &Principal) -> Audience {
+    match principal.actor {
+        Actor::Enterprise(_) => Audience::Enterprise,
+        _ => Audience::Staff,
     }
 }
 
 /// Rectification cases.
 ///
 /// Clerks and supervisors of a unit see their unit's cases; district supervisors and admins
-/// all (or one unit's with `unit`). Newest first, with their clocks.
+/// all (or one unit's with `unit`); an enterprise the cases its own ratings opened, without
+/// the units' internal notes. Newest first, with their clocks.
 #[utoipa::path(
     tag = "ratings",
     security(("bearer" = [])),
@@ -396,6 +438,7 @@ pub async fn list_cases(
     principal: Principal,
     query: web::Query<CaseQuery>,
     db: web::Data<Database>,
+    calendars: web::Data<Calendars>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let mut errors = Vec::new();
@@ -444,10 +487,14 @@ pub async fn list_cases(
         return Err(ApiError::validation(errors));
     }
     let (cases, total) = db
-        .run(move |conn| Ok(ratings::cases(conn, scope, status, limit, offset)?))
+        .run(move |conn| Ok(ratings::cases(conn, &scope, status, limit, offset)?))
         .await?;
+    let audience = audience(&principal);
     Ok(HttpResponse::Ok().json(CasePage {
-        items: cases.iter().map(case_view).collect(),
+        items: cases
+            .iter()
+            .map(|c| case_view(c, audience, calendars.current().horizon()))
+            .collect(),
         total,
     }))
 }
@@ -459,13 +506,21 @@ async fn visible_case(principal: &Principal, id: String, db: &Database) -> Resul
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no rectification case {id}")))?;
     let unit: UnitCode = case.case.unit.parse().map_err(ApiError::internal)?;
-    match case_scope(principal, None)? {
-        Some(own) if own != unit => Err(ApiError::not_found(format!("no rectification case {id}"))),
-        _ => Ok(case),
+    let scope = case_scope(principal, None)?;
+    let rated_by = case.rating.as_ref().map(|r| r.uscc.as_str());
+    if scope.unit.is_some_and(|own| own != unit)
+        || scope
+            .uscc
+            .as_deref()
+            .is_some_and(|own| Some(own) != rated_by)
+    {
+        return Err(ApiError::not_found(format!("no rectification case {id}")));
     }
+    Ok(case)
 }
 
-/// One rectification case, with its `ETag`.
+/// One rectification case, with its `ETag`: for the unit's people, district supervisors and
+/// admins; and for the enterprise whose rating opened it, without the internal notes.
 #[utoipa::path(
     tag = "ratings",
     security(("bearer" = [])),
@@ -482,11 +537,16 @@ pub async fn read_case(
     principal: Principal,
     id: web::Path<String>,
     db: web::Data<Database>,
+    calendars: web::Data<Calendars>,
 ) -> Result<HttpResponse, ApiError> {
     let case = visible_case(&principal, id.into_inner(), &db).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, case_etag(&case)))
-        .json(case_view(&case)))
+        .json(case_view(
+            &case,
+            audience(&principal),
+            calendars.current().horizon(),
+        )))
 }
 
 /// A note on a case step.
@@ -497,12 +557,27 @@ pub struct NoteBody {
     pub note: String,
 }
 
+/// Closing a case: what was rectified, and, when no contact was recorded, why.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseBody {
+    /// What was rectified (1 to 2000 characters): the enterprise is told.
+    pub note: String,
+    /// Required when the case has no recorded contact (status `open`), refused when it has
+    /// one: why the enterprise was not contacted (1 to 2000 characters; internal).
+    #[serde(default)]
+    pub no_contact_reason: Option<String>,
+}
+
+/// The longest note of a case step, in characters.
+const NOTE_MAX_CHARS: usize = 2000;
+
 #[allow(clippy::too_many_arguments)]
 async fn case_step(
     req: HttpRequest,
     principal: Principal,
     id: String,
-    body: NoteBody,
+    body: CloseBody,
     step: CaseStep,
     db: web::Data<Database>,
     catalog: web::Data<Catalog>,
@@ -531,12 +606,47 @@ async fn case_step(
         .with_extension("state", json!(status.as_str()))
     })?;
     let note = body.note.trim().to_string();
-    if note.is_empty() || note.chars().count() > 2000 {
-        return Err(ApiError::validation(vec![FieldError {
+    let no_contact_reason = body.no_contact_reason.as_deref().map(str::trim);
+    let mut errors = Vec::new();
+    if note.is_empty() || note.chars().count() > NOTE_MAX_CHARS {
+        errors.push(FieldError {
             pointer: "/note".into(),
-            message: "required: what was found or done (1 to 2000 characters)".into(),
-        }]));
+            message: format!("required: what was found or done (1 to {NOTE_MAX_CHARS} characters)"),
+        });
     }
+    if no_contact_reason.is_some_and(|r| r.is_empty() || r.chars().count() > NOTE_MAX_CHARS) {
+        errors.push(FieldError {
+            pointer: "/no_contact_reason".into(),
+            message: format!(
+                "why the enterprise was not contacted: 1 to {NOTE_MAX_CHARS} characters"
+            ),
+        });
+    }
+    let refusal = match step {
+        CaseStep::Close => rating::may_close(status, no_contact_reason.is_some()).err(),
+        CaseStep::Contact => None,
+    };
+    if refusal == Some(CloseRefusal::ContactRecorded) {
+        errors.push(FieldError {
+            pointer: "/no_contact_reason".into(),
+            message: "the enterprise was contacted: a reason for closing without a contact \
+                      does not apply"
+                .into(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    if refusal == Some(CloseRefusal::NoContact) {
+        return Err(ApiError::new(
+            ErrorCode::ActionNotAllowed,
+            "no contact with the enterprise is recorded: record it first (POST …/contact), \
+             or close with `no_contact_reason` saying why there was none",
+        )
+        .with_extension("state", json!(status.as_str()))
+        .with_extension("missing", json!(["contact", "no_contact_reason"])));
+    }
+    let no_contact_reason = no_contact_reason.map(str::to_string);
     let now = Utc::now().trunc_subsecs(6);
     let (role, unit) = role_and_unit(&principal.actor);
     let request_id = case.case.request_id.clone();
@@ -564,6 +674,7 @@ async fn case_step(
         step,
         status: after,
         note: note.clone(),
+        no_contact_reason: no_contact_reason.clone(),
         actor: principal.subject.clone(),
         event: Entry {
             request_id,
@@ -573,12 +684,18 @@ async fn case_step(
             action: action.into(),
             state_before: Some(status.as_str().into()),
             state_after: Some(after.as_str().into()),
-            payload: json!({ "case": case.case.id, "note": note }),
+            payload: match &no_contact_reason {
+                None => json!({ "case": case.case.id, "note": note }),
+                Some(reason) => {
+                    json!({ "case": case.case.id, "note": note, "no_contact_reason": reason })
+                }
+            },
             at: now,
         },
         notices,
     };
     let warn_percent = sla.warn_percent;
+    let horizon = calendars.current().horizon();
     let updated = db
         .run(move |conn| {
             let calendar = calendars.current();
@@ -592,7 +709,7 @@ async fn case_step(
     match updated {
         Some(case) => Ok(HttpResponse::Ok()
             .insert_header((header::ETAG, case_etag(&case)))
-            .json(case_view(&case))),
+            .json(case_view(&case, Audience::Staff, horizon))),
         None => {
             let case = visible_case(&principal, id, &db).await?;
             Err(stale(&case))
@@ -649,7 +766,10 @@ pub async fn contact(
         req,
         principal,
         id.into_inner(),
-        body.into_inner(),
+        CloseBody {
+            note: body.into_inner().note,
+            no_contact_reason: None,
+        },
         CaseStep::Contact,
         db,
         catalog,
@@ -660,6 +780,10 @@ pub async fn contact(
 }
 
 /// Close the case with what was rectified (supervisors); the enterprise is told the outcome.
+///
+/// Closing needs the recorded contact with the enterprise (`POST …/contact` first), or, for a
+/// case without one, `no_contact_reason`: otherwise `409 action_not_allowed` with `state`
+/// `open` and `missing` `["contact", "no_contact_reason"]`.
 #[utoipa::path(
     tag = "ratings",
     security(("bearer" = [])),
@@ -667,16 +791,18 @@ pub async fn contact(
         ("id" = String, Path, description = "Case id"),
         ("If-Match" = String, Header, description = "The case's ETag as read, e.g. \"r2\"")
     ),
-    request_body = NoteBody,
+    request_body = CloseBody,
     responses(
         (status = 200, description = "Closed", body = CaseView),
         (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Closed already", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Closed already, or no contact recorded and no `no_contact_reason` given \
+                                      (`missing` names both)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Changed by someone else first", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Note missing or too long", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Note missing or too long; `no_contact_reason` empty, too long, or given \
+                                      although a contact is recorded", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
         crate::routes::AuthFailures
     )
@@ -687,7 +813,7 @@ pub async fn close(
     req: HttpRequest,
     principal: Principal,
     id: web::Path<String>,
-    body: web::Json<NoteBody>,
+    body: web::Json<CloseBody>,
     db: web::Data<Database>,
     catalog: web::Data<Catalog>,
     calendars: web::Data<Calendars>,

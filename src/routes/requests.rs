@@ -17,6 +17,7 @@ use crate::db::requests::{
     self, ClockRow, Filters, IdempotencyClaim, Intake as Stored, MaterialRow, NewRequest,
     RequestRecord, RequestRow, RoutingDecisionRow, Scope, TaskRow,
 };
+use crate::domain::calendar::Horizon;
 use crate::domain::catalog::Target;
 use crate::domain::clock::{Clock, Rules};
 use crate::domain::intake::{self, Intake};
@@ -193,6 +194,9 @@ pub struct ClockView {
     /// from `remaining_minutes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub due_at: Option<DateTime<Utc>>,
+    /// `due_at` falls after the working calendar's horizon (its last configured day): counted
+    /// on weekdays alone, it moves when the year's holidays are loaded (docs/calendars.md).
+    pub provisional: bool,
     /// When it warns (the configured share of the allowance used).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warn_at: Option<DateTime<Utc>>,
@@ -352,8 +356,8 @@ impl RequestView {
     }
 }
 
-/// Renders a stored request.
-pub fn view(record: &RequestRecord) -> RequestView {
+/// Renders a stored request; due times after `horizon` are marked provisional.
+pub fn view(record: &RequestRecord, horizon: Horizon) -> RequestView {
     let r = &record.request;
     RequestView {
         id: r.id.clone(),
@@ -418,15 +422,19 @@ pub fn view(record: &RequestRecord) -> RequestView {
                 received_at_window: m.received_at_window,
             })
             .collect(),
-        clocks: record.clocks.iter().map(clock_view).collect(),
+        clocks: record
+            .clocks
+            .iter()
+            .map(|c| clock_view(c, horizon))
+            .collect(),
         catalog_version: r.catalog_version.clone(),
         created_at: utc(r.created_at),
         updated_at: utc(r.updated_at),
     }
 }
 
-/// A stored clock as the API shows it.
-pub(crate) fn clock_view(c: &ClockRow) -> ClockView {
+/// A stored clock as the API shows it; a due time after `horizon` is provisional.
+pub(crate) fn clock_view(c: &ClockRow, horizon: Horizon) -> ClockView {
     ClockView {
         id: c.id.clone(),
         kind: parse_or(&c.kind, ClockKind::Promised),
@@ -435,6 +443,7 @@ pub(crate) fn clock_view(c: &ClockRow) -> ClockView {
         task_id: c.task_id.clone(),
         started_at: c.started_at.map(utc),
         due_at: c.due_at.map(utc),
+        provisional: c.due_at.is_some_and(|due| horizon.is_provisional(utc(due))),
         warn_at: c.warn_at.map(utc),
         warned_at: c.warned_at.map(utc),
         breached_at: c.breached_at.map(utc),
@@ -692,6 +701,7 @@ pub async fn create(
         warn_percent: sla.warn_percent,
     };
     let new = plan(&catalog, rules, &intake, uscc.as_str(), now)?;
+    let horizon = calendar.horizon();
     // serde_json's map is ordered, so this is a canonical encoding of the body.
     let claim = key.map(|key| IdempotencyClaim {
         uscc: uscc.to_string(),
@@ -701,7 +711,7 @@ pub async fn create(
     let outcome = db
         .run(move |conn| {
             let render = |record: &RequestRecord| {
-                serde_json::to_string(&view(record)).expect("serialisable")
+                serde_json::to_string(&view(record, horizon)).expect("serialisable")
             };
             requests::create(conn, &new, claim.as_ref(), now.naive_utc(), &render)
         })
@@ -713,7 +723,7 @@ pub async fn create(
                 format!("/api/v1/requests/{}", record.request.id),
             ))
             .insert_header((header::ETAG, etag(&record)))
-            .json(view(&record))),
+            .json(view(&record, horizon))),
         Stored::Replay { status, body } => {
             let view: serde_json::Value =
                 serde_json::from_str(&body).map_err(ApiError::internal)?;
@@ -878,6 +888,7 @@ pub async fn list(
     principal: Principal,
     query: web::Query<ListQuery>,
     db: web::Data<Database>,
+    calendars: web::Data<Calendars>,
 ) -> Result<HttpResponse, ApiError> {
     let (filters, limit) = parse_filters(&query)?;
     let scope = scope_of(&principal);
@@ -899,7 +910,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(RequestPage {
         items: records
             .iter()
-            .map(|r| view(r).for_actor(&principal.actor))
+            .map(|r| view(r, calendars.current().horizon()).for_actor(&principal.actor))
             .collect(),
         total,
         next_cursor,
@@ -935,11 +946,12 @@ pub async fn read(
     principal: Principal,
     id: web::Path<String>,
     db: web::Data<Database>,
+    calendars: web::Data<Calendars>,
 ) -> Result<HttpResponse, ApiError> {
     let record = visible(&principal, &db, id.into_inner()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag(&record)))
-        .json(view(&record).for_actor(&principal.actor)))
+        .json(view(&record, calendars.current().horizon()).for_actor(&principal.actor)))
 }
 
 /// Explain where the request was routed and why, with the catalog version applied.

@@ -63,6 +63,9 @@ pub struct BreachView {
     pub target: String,
     /// When it fell due.
     pub due_at: Option<DateTime<Utc>>,
+    /// `due_at` falls after the working calendar's horizon (its last configured day): it
+    /// moves when the year's holidays are loaded (docs/calendars.md).
+    pub provisional: bool,
     /// When the breach was marked.
     pub breached_at: DateTime<Utc>,
     /// When the clock stopped; null while still open.
@@ -110,6 +113,9 @@ pub struct AtRiskView {
     pub target: String,
     /// When it falls due.
     pub due_at: DateTime<Utc>,
+    /// `due_at` falls after the working calendar's horizon (its last configured day): it
+    /// moves when the year's holidays are loaded (docs/calendars.md).
+    pub provisional: bool,
     /// Wall-clock minutes left (rounded down).
     pub remaining_minutes: i64,
     /// Working minutes left on the calendar (rounded down).
@@ -507,6 +513,9 @@ fn breach_view(row: Listed, calendar: &Calendar, now: NaiveDateTime) -> BreachVi
         matter: c.matter,
         target: c.target,
         due_at: c.due_at.map(utc),
+        provisional: c
+            .due_at
+            .is_some_and(|due| calendar.horizon().is_provisional(utc(due))),
         breached_at: utc(breached_at),
         stopped_at: c.stopped_at.map(utc),
         open: c.stopped_at.is_none(),
@@ -538,7 +547,7 @@ fn wants_csv(req: &HttpRequest) -> bool {
 }
 
 /// The columns of the CSV export, in order.
-pub const CSV_COLUMNS: [&str; 16] = [
+pub const CSV_COLUMNS: [&str; 17] = [
     "clock_id",
     "request_id",
     "number",
@@ -555,6 +564,7 @@ pub const CSV_COLUMNS: [&str; 16] = [
     "overdue_working_minutes",
     "lost_to_unit",
     "lost_minutes",
+    "provisional",
 ];
 
 /// One CSV field, quoted as RFC 4180 asks when it holds a comma, a quote or a line break.
@@ -594,6 +604,7 @@ pub fn csv(items: &[BreachView]) -> String {
             number(b.overdue_working_minutes),
             b.lost_to_unit.clone().unwrap_or_default(),
             b.lost_minutes.to_string(),
+            b.provisional.to_string(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         out.push_str(&line.join(","));
@@ -627,7 +638,7 @@ fn next_query(req: &HttpRequest, next: &str) -> String {
         (status = 200, description = "A page of breaches (JSON), or the CSV export",
          content(
              (BreachPage = "application/json"),
-             (String = "text/csv", example = json!("clock_id,request_id,number,kind,state,unit,matter,target,due_at,breached_at,stopped_at,open,overdue_minutes,overdue_working_minutes,lost_to_unit,lost_minutes\r\n"))
+             (String = "text/csv", example = json!("clock_id,request_id,number,kind,state,unit,matter,target,due_at,breached_at,stopped_at,open,overdue_minutes,overdue_working_minutes,lost_to_unit,lost_minutes,provisional\r\n"))
          ),
          headers(
              ("Vary" = String, description = "Accept: JSON or CSV"),
@@ -792,6 +803,7 @@ pub async fn at_risk(
                 remaining_minutes: (due - now).num_minutes().max(0),
                 remaining_working_minutes: calendar.working_minutes_between(utc(now), utc(due)),
                 due_at: utc(due),
+                provisional: calendar.horizon().is_provisional(utc(due)),
                 clock_id: c.id,
                 request_id: c.request_id,
                 number: row.number,

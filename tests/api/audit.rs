@@ -10,7 +10,7 @@ use mashangban::domain::UnitCode;
 use mashangban::domain::audit::Entry;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, connect, problem};
+use crate::helpers::{TestApp, act_ok, connect, problem};
 use crate::on_both_backends;
 use crate::requests::matter_body;
 
@@ -307,7 +307,73 @@ async fn a_batch_append_chains_thousands_of_events_at_once(app: &TestApp) {
     assert_eq!(nulls, i64::try_from(expected).unwrap());
 }
 
+async fn the_enterprise_reads_units_and_no_routing_reasons(app: &TestApp) {
+    let id = submit(app).await;
+    act_ok(
+        app,
+        &app.clerk_token(UnitCode::Tax),
+        &id,
+        json!({"action": "return", "reason": "不属于本单位事项，内部意见"}),
+    )
+    .await;
+    act_ok(
+        app,
+        &app.token(Actor::Supervisor(None)),
+        &id,
+        json!({"action": "reroute", "unit": "market", "reason": "属市场监管事项，协调记录"}),
+    )
+    .await;
+    let path = format!("/api/v1/requests/{id}/events");
+    let events = |body: Value| body["events"].as_array().unwrap().clone();
+    let staff = events(
+        app.get(&path, Some(&app.admin_token()))
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    let response = app.get(&path, Some(&app.enterprise_token())).await;
+    assert_eq!(response.status(), 200);
+    let seen = events(response.json().await.unwrap());
+    let find = |events: &[Value], action: &str| {
+        events
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("{action} in {events:?}"))
+            .clone()
+    };
+
+    // Staff: the officials and the reasons, as stored.
+    assert_eq!(find(&staff, "return")["actor"], "test-clerk");
+    assert_eq!(
+        find(&staff, "return")["payload"]["reason"],
+        "不属于本单位事项，内部意见"
+    );
+    assert_eq!(find(&staff, "reroute")["actor"], "test-supervisor");
+    assert_eq!(
+        find(&staff, "reroute")["payload"]["reason"],
+        "属市场监管事项，协调记录"
+    );
+
+    // The enterprise: units (the district for a district-wide supervisor), no reasons.
+    assert_eq!(find(&seen, "intake")["actor"], "enterprise");
+    let returned = find(&seen, "return");
+    assert_eq!(returned["actor"], "tax");
+    assert_eq!(returned["unit"], "tax");
+    assert!(returned["payload"].get("reason").is_none(), "{returned}");
+    let rerouted = find(&seen, "reroute");
+    assert_eq!(rerouted["actor"], "district");
+    assert_eq!(rerouted["payload"]["unit"], "market");
+    assert!(rerouted["payload"].get("reason").is_none(), "{rerouted}");
+    let text = Value::Array(seen.clone()).to_string();
+    for hidden in ["内部意见", "协调记录", "test-clerk", "test-supervisor"] {
+        assert!(!text.contains(hidden), "{hidden} in {text}");
+    }
+    assert_eq!(seen.len(), staff.len());
+}
+
 on_both_backends!(
+    the_enterprise_reads_units_and_no_routing_reasons,
     intake_is_the_first_event_of_the_timeline,
     verification_is_for_supervisors_and_admins,
     an_edit_in_the_database_is_detected,

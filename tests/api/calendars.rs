@@ -41,7 +41,8 @@ async fn due(app: &TestApp, start: &str, amount: u32, unit: &str) -> String {
     .await;
     assert_eq!(response.status(), 200, "{start} {amount} {unit}");
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    assert!(body["provisional"].is_boolean(), "{body}");
     body["due_at"].as_str().unwrap().to_string()
 }
 

@@ -108,6 +108,9 @@ pub fn test_settings(database_url: &str) -> Settings {
     // Mail stays in the outbox table unless a test starts the sender with its own SMTP sink
     // (tests/api/mail.rs); nothing is written to ./data/outbox.
     settings.mail.worker = false;
+    // Nor is the calendar's horizon mail written (today may be within its lead time): the
+    // horizon tests turn it on.
+    settings.calendar.horizon_notice_days = 0;
     for (key, uscc, name, channel) in [
         (
             OPEN311_KEY_A,

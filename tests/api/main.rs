@@ -11,6 +11,7 @@ mod cli;
 mod client;
 mod clocks;
 mod health;
+mod horizon;
 mod http;
 mod mail;
 mod materials;

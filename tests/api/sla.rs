@@ -486,6 +486,7 @@ async fn breaches_export_as_csv(app: &TestApp) {
             "overdue_working_minutes",
             "lost_to_unit",
             "lost_minutes",
+            "provisional",
         ]
     );
     // All rows, not a page (`limit` is for JSON), in the JSON order.
@@ -522,6 +523,7 @@ async fn breaches_export_as_csv(app: &TestApp) {
             }
         }
         assert_eq!(row[column("open")], item["open"].to_string());
+        assert_eq!(row[column("provisional")], item["provisional"].to_string());
         assert_eq!(
             row[column("lost_minutes")],
             item["lost_minutes"].to_string()
