@@ -240,13 +240,20 @@ pub fn request(view: &Value, etag: Option<&str>, now: DateTime<Utc>) -> String {
 
     let tasks = list("tasks");
     if !tasks.is_empty() {
-        let mut table = Table::new(&["UNIT", "MATTER", "ROLE", "STATUS", "TASK ID"]);
+        let mut table = Table::new(&["UNIT", "MATTER", "ROLE", "STATUS", "OPINION", "TASK ID"]);
         for t in &tasks {
+            // A co-unit's opinion (联合会审): `-` while outstanding.
+            let opinion = match (t["role"].as_str(), t["opinion"]["opinion"].as_str()) {
+                (_, Some(opinion)) => opinion.to_string(),
+                (Some("co"), None) => "-".into(),
+                _ => String::new(),
+            };
             table.row(vec![
                 text(t, "unit"),
                 text(t, "matter"),
                 text(t, "role"),
                 text(t, "status"),
+                opinion,
                 text(t, "id"),
             ]);
         }
@@ -454,7 +461,7 @@ mod tests {
             "revision   r2",
             "matter     tax.registration",
             "applicant  上海马上办科技有限公司 (91350100M000100Y43)",
-            "\nTasks\nUNIT  MATTER            ROLE  STATUS  TASK ID\ntax   tax.registration  lead  called  t1\n",
+            "\nTasks\nUNIT  MATTER            ROLE  STATUS  OPINION  TASK ID\ntax   tax.registration  lead  called           t1\n",
             "window_intake  PT20M   running  2026-11-28 09:30  2026-11-28 09:50 (overdue)",
             "taxpayer_type  small_scale",
         ] {

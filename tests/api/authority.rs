@@ -344,6 +344,27 @@ async fn a_joint_review_is_decided_after_every_opinion(app: &TestApp) {
         .unwrap();
     assert_eq!(give["unit"], "justice");
     assert_eq!(give["payload"]["opinion"], "disagree");
+    assert_eq!(give["payload"]["note"], "涉及在审诉讼，建议暂缓");
+    // The enterprise's timeline names units, not officials, and carries no internal note.
+    let seen: Value = app
+        .get(&format!("/api/v1/requests/{id}/events"), Some(&enterprise))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let seen = seen["events"].as_array().unwrap();
+    let give = seen.iter().find(|e| e["action"] == "give_opinion").unwrap();
+    assert_eq!(give["actor"], "justice");
+    assert_eq!(give["payload"]["opinion"], "disagree");
+    assert!(give["payload"].get("note").is_none(), "{give}");
+    let approve = seen.iter().find(|e| e["action"] == "approve").unwrap();
+    assert_eq!(approve["actor"], "market");
+    assert!(approve["payload"].get("opinions").is_none(), "{approve}");
+    assert!(
+        seen.iter()
+            .all(|e| !e["actor"].as_str().unwrap().starts_with("test-")),
+        "{seen:?}"
+    );
     // The lead completes and delivers; the result is kept on the request.
     ok(app, &lead, &id, json!({"action": "complete"})).await;
     let delivered = ok(

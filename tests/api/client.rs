@@ -833,7 +833,62 @@ async fn a_material_received_at_the_window(app: &TestApp) {
     );
 }
 
+async fn a_co_unit_gives_its_opinion_and_the_lead_answers_it(app: &TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let (market, justice) = (config_in(&dir, "market"), config_in(&dir, "justice"));
+    login(app, &market, &app.clerk_token(UnitCode::Market)).await;
+    login(app, &justice, &app.clerk_token(UnitCode::Justice)).await;
+    let created = crate::helpers::submit(app, &matter_body("market.ip-dispute")).await;
+    let (id, number) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["number"].as_str().unwrap().to_string(),
+    );
+    // The co-unit may not take the request in.
+    let line = fails(&justice, &["call", &id], 1).await;
+    assert!(line.starts_with("mashangban: not_lead_unit: "), "{line}");
+    ok(&market, &["call", &id]).await;
+    ok(&market, &["accept", &id]).await;
+    let opinion = ["give-opinion", &id, "--opinion", "disagree"];
+    let with_note = [&opinion[..], &["--note", "涉及在审诉讼"]].concat();
+    // Out of order before its own review; a disagreement needs its note.
+    let line = fails(&justice, &with_note, 1).await;
+    assert!(
+        line.starts_with("mashangban: action_not_allowed: "),
+        "{line}"
+    );
+    ok(&justice, &["review", &id]).await;
+    let line = fails(&justice, &opinion, 1).await;
+    assert!(line.contains("/note"), "{line}");
+    let out = ok(&justice, &with_note).await;
+    assert!(
+        out.starts_with(&format!("{number}: give-opinion done; still accepted")),
+        "{out}"
+    );
+    let shown = ok(&market, &["show", &id]).await;
+    let row = shown
+        .lines()
+        .find(|l| l.starts_with("justice"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(
+        row.contains("completed") && row.contains("disagree"),
+        "{row}"
+    );
+    ok(&market, &["review", &id]).await;
+    let line = fails(&market, &["approve", &id], 1).await;
+    assert!(
+        line.contains("/reason") && line.contains("justice"),
+        "{line}"
+    );
+    let out = ok(
+        &market,
+        &["approve", &id, "--reason", "justice 所称诉讼与本次登记无关"],
+    )
+    .await;
+    assert!(out.contains("under_review → approved"), "{out}");
+}
+
 on_both_backends!(
+    a_co_unit_gives_its_opinion_and_the_lead_answers_it,
     a_day_at_the_window_from_login_to_delivery,
     someone_else_changing_the_request_first_is_said_plainly,
     errors_are_one_line_with_the_right_exit_status,
