@@ -70,6 +70,17 @@ pub fn event_for_enterprise(mut entry: Entry) -> Entry {
     entry
 }
 
+/// A routing decision's explanation as an enterprise may see it: which rule sent it where,
+/// not who re-routed it (`by`, an official's token subject) nor the units' internal `reason`.
+pub fn routing_for_enterprise(mut explanation: Value) -> Value {
+    if let Value::Object(map) = &mut explanation {
+        map.remove("by");
+        map.remove("reason");
+    }
+    strip_internal(&mut explanation);
+    explanation
+}
+
 /// Removes [`INTERNAL_KEYS`] from `value`, at any depth.
 fn strip_internal(value: &mut Value) {
     match value {
@@ -103,6 +114,18 @@ mod tests {
             payload,
             at: DateTime::<Utc>::UNIX_EPOCH,
         }
+    }
+
+    #[test]
+    fn a_reroute_is_shown_without_who_and_why() {
+        let seen = routing_for_enterprise(json!({
+            "from": "market", "to": "tax", "by": "zhang.wei@service-center",
+            "reason": "属税务事项", "rule": "the service centre arbitrated",
+        }));
+        assert_eq!(
+            seen,
+            json!({"from": "market", "to": "tax", "rule": "the service centre arbitrated"})
+        );
     }
 
     #[test]

@@ -332,6 +332,70 @@ mod tests {
     }
 
     #[test]
+    fn co_units_get_opinion_clocks_and_visits_their_promises() {
+        let opinions = |code: &str| -> Vec<(UnitCode, Target)> {
+            let routing = route(&catalog(), RequestKind::Matter, code, Channel::Online, None);
+            routing
+                .clocks
+                .iter()
+                .filter(|c| c.kind == ClockKind::Opinion)
+                .map(|c| {
+                    let task = &routing.tasks[c.task.expect("on a task")];
+                    assert_eq!(task.role, TaskRole::Co);
+                    assert!(!c.starts_at_intake, "starts at acceptance");
+                    (task.unit, c.target)
+                })
+                .collect()
+        };
+        // The catalog's own opinion limit, else the promised one.
+        assert_eq!(
+            opinions("construction.joint-review"),
+            [(UnitCode::Planning, Target::working_days(5))]
+        );
+        assert_eq!(
+            opinions("market.ip-dispute"),
+            [(UnitCode::Justice, Target::working_days(5))]
+        );
+        assert!(opinions("market.establish").is_empty());
+        // 即办件 for an immediate matter, 立等可取 for an on-the-spot bundle: an hour each.
+        let immediate = route(
+            &catalog(),
+            RequestKind::Matter,
+            "tax.invoice-issue",
+            Channel::Online,
+            None,
+        );
+        assert!(
+            immediate
+                .clocks
+                .iter()
+                .any(|c| c.kind == ClockKind::Immediate
+                    && c.target == Target::Minutes(VISIT_MINUTES)
+                    && c.task.is_none())
+        );
+        let spot = route(
+            &catalog(),
+            RequestKind::Bundle,
+            "bundle.property-transfer",
+            Channel::Window,
+            None,
+        );
+        assert!(
+            spot.clocks
+                .iter()
+                .any(|c| c.kind == ClockKind::OnTheSpot && c.task.is_none())
+        );
+        let plain = route(
+            &catalog(),
+            RequestKind::Bundle,
+            "bundle.open-business",
+            Channel::Online,
+            None,
+        );
+        assert!(!plain.clocks.iter().any(|c| c.kind == ClockKind::OnTheSpot));
+    }
+
+    #[test]
     fn a_matter_goes_to_its_lead_unit_with_its_clocks() {
         let routing = route(
             &catalog(),

@@ -20,6 +20,7 @@ use crate::db::requests::{
 use crate::domain::calendar::Horizon;
 use crate::domain::catalog::Target;
 use crate::domain::clock::{Clock, Rules};
+use crate::domain::disclosure;
 use crate::domain::intake::{self, Intake};
 use crate::domain::lifecycle::Opinion;
 use crate::domain::request::{
@@ -977,6 +978,7 @@ pub async fn routing_history(
     let rows = db
         .run(move |conn| Ok(requests::routing_decisions(conn, &lookup)?))
         .await?;
+    let enterprise = matches!(principal.actor, Actor::Enterprise(_));
     Ok(HttpResponse::Ok().json(RoutingView {
         request_id,
         decisions: rows
@@ -986,7 +988,14 @@ pub async fn routing_history(
                 reason: row.reason,
                 catalog_version: row.catalog_version,
                 decided_at: utc(row.decided_at),
-                explanation: serde_json::from_str(&row.explanation).unwrap_or_default(),
+                explanation: {
+                    let explanation = serde_json::from_str(&row.explanation).unwrap_or_default();
+                    if enterprise {
+                        disclosure::routing_for_enterprise(explanation)
+                    } else {
+                        explanation
+                    }
+                },
             })
             .collect(),
     }))

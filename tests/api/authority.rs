@@ -498,7 +498,19 @@ async fn a_rerouted_request_gets_the_new_units_window_clock(app: &TestApp) {
     let response = act(app, &market, &id, json!({"action": "call"})).await;
     problem(response, 404).await;
     let tax = app.clerk_token(UnitCode::Tax);
+    // It waits in the new lead's queue.
+    let next = app
+        .client
+        .post(app.url("/api/v1/queue/next"))
+        .bearer_auth(&tax)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 200);
+    let next: Value = next.json().await.unwrap();
+    assert_eq!(next["request"]["id"], id.as_str());
     let called = ok(app, &tax, &id, json!({"action": "call"})).await;
+    assert!(task(&called, "tax")["claimed_by"].is_string());
     let windows = clocks(&called, "window_intake");
     assert_eq!(windows.len(), 2, "{called}");
     assert_eq!(windows[0]["state"], "cancelled");
@@ -506,6 +518,25 @@ async fn a_rerouted_request_gets_the_new_units_window_clock(app: &TestApp) {
     assert_eq!(windows[1]["unit"], "tax");
     assert!(windows[1]["breached_at"].is_null());
     assert!(windows[1]["started_at"].as_str() > first["started_at"].as_str());
+    // The enterprise sees where it went, not which official moved it nor the units' reasons.
+    let routing = |token: String| {
+        let path = format!("/api/v1/requests/{id}/routing");
+        async move {
+            let body: Value = app.get(&path, Some(&token)).await.json().await.unwrap();
+            body["decisions"][1]["explanation"].clone()
+        }
+    };
+    let staff = routing(app.admin_token()).await;
+    assert_eq!(staff["reason"], "税务登记");
+    assert!(staff["by"].is_string());
+    let seen = routing(app.enterprise_token()).await;
+    assert_eq!(seen["to"], "tax");
+    assert!(
+        seen.get("by").is_none() && seen.get("reason").is_none(),
+        "{seen}"
+    );
+    let view = read_ok(app, &app.enterprise_token(), &id).await;
+    assert!(task(&view, "tax").get("claimed_by").is_none(), "{view}");
 }
 
 async fn on_the_spot_promises_are_clocks(app: &TestApp) {
