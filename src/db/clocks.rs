@@ -31,6 +31,14 @@ fn utc(t: NaiveDateTime) -> DateTime<Utc> {
     t.and_utc()
 }
 
+/// A stored instant as the mails show it: local time of the calendar, to the minute.
+fn local(t: NaiveDateTime, rules: Rules<'_>) -> String {
+    utc(t)
+        .with_timezone(&rules.calendar.time_zone())
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
 fn naive(t: Option<DateTime<Utc>>) -> Option<NaiveDateTime> {
     t.map(|t| t.naive_utc())
 }
@@ -740,7 +748,6 @@ fn supervisor_notices(
                 .load::<(String, String, String)>(conn)?,
         );
     }
-    let zone = rules.calendar.time_zone();
     let mut notices = Vec::new();
     for (row, change) in marked {
         let Ok(unit) = row.unit.parse::<UnitCode>() else {
@@ -749,15 +756,7 @@ fn supervisor_notices(
         let Some((_, number, code)) = named.iter().find(|(id, _, _)| *id == row.request_id) else {
             continue;
         };
-        let due_at = row
-            .due_at
-            .map(|due| {
-                utc(due)
-                    .with_timezone(&zone)
-                    .format("%Y-%m-%d %H:%M")
-                    .to_string()
-            })
-            .unwrap_or_default();
+        let due_at = row.due_at.map(|due| local(due, rules)).unwrap_or_default();
         let (clock, unit_name) = (row.kind.clone(), row.unit.clone());
         let message = match change {
             Change::Warned if row.kind == ClockKind::Material.as_str() => continue,
@@ -791,7 +790,6 @@ fn material_reminders(
     rules: Rules<'_>,
     marked: &[(ClockRow, Change)],
 ) -> QueryResult<Vec<Notice>> {
-    let zone = rules.calendar.time_zone();
     let mut notices = Vec::new();
     for (row, change) in marked {
         let (Change::Warned, Some(material)) = (change, &row.material_id) else {
@@ -808,15 +806,7 @@ fn material_reminders(
             .find(material)
             .select((materials::code, materials::name))
             .first(conn)?;
-        let due_at = row
-            .due_at
-            .map(|due| {
-                utc(due)
-                    .with_timezone(&zone)
-                    .format("%Y-%m-%d %H:%M")
-                    .to_string()
-            })
-            .unwrap_or_default();
+        let due_at = row.due_at.map(|due| local(due, rules)).unwrap_or_default();
         notices.push(Notice {
             request_id: Some(row.request_id.clone()),
             recipient: contact,
@@ -908,10 +898,7 @@ fn deem_accepted(
             request_id: Some(request_id.to_string()),
             recipient: email,
             message: Message::DeemedAccepted {
-                from: utc(received)
-                    .with_timezone(&rules.calendar.time_zone())
-                    .format("%Y-%m-%d %H:%M")
-                    .to_string(),
+                from: local(received, rules),
             },
             about: About::of(catalog, &number, &code),
         });

@@ -14,7 +14,7 @@ use crate::db::Database;
 use crate::db::audit;
 use crate::db::calendars::Calendars;
 use crate::db::notifications::Notice;
-use crate::db::requests::{self, RequestRecord, RoutingDecisionRow, Scope, TaskRow};
+use crate::db::requests::{RequestRecord, RoutingDecisionRow, TaskRow};
 use crate::db::workflow::{
     self, ClockEffects, GivenOpinion, ResultUpdate, Step, StepError, TaskStep,
 };
@@ -29,7 +29,7 @@ use crate::domain::request::{RequestKind, Status};
 use crate::domain::{Catalog, UnitCode};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::http::extract::if_match_revision;
-use crate::routes::requests::{etag, stale, view};
+use crate::routes::requests::{acted_on, etag, stale, view};
 
 /// Kinds of special procedure that stop the statutory clock (Art. 45).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -429,11 +429,7 @@ pub async fn act(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let id = id.into_inner();
-    let lookup = id.clone();
-    let record = db
-        .run(move |conn| Ok(requests::find(conn, &Scope::All, &lookup)?))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no request {id}")))?;
+    let record = acted_on(&db, &id).await?;
     let r = &record.request;
     let target = lifecycle::authorize(
         &principal.actor,

@@ -15,7 +15,7 @@ use crate::db::Database;
 use crate::db::calendars::Calendars;
 use crate::db::materials::{self, Supply, SupplyError};
 use crate::db::notifications::Notice;
-use crate::db::requests::{self, RequestRecord, Scope};
+use crate::db::requests::RequestRecord;
 use crate::domain::audit::Entry;
 use crate::domain::catalog::Matter;
 use crate::domain::intake;
@@ -25,7 +25,7 @@ use crate::domain::request::{MaterialStatus, RequestKind, Status};
 use crate::domain::{Catalog, UnitCode};
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::http::extract::if_match_revision;
-use crate::routes::requests::{etag, stale, view};
+use crate::routes::requests::{acted_on, etag, stale, view};
 
 /// A deferred material, supplied.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -140,11 +140,7 @@ pub async fn supply(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let id = id.into_inner();
-    let lookup = id.clone();
-    let record = db
-        .run(move |conn| Ok(requests::find(conn, &Scope::All, &lookup)?))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no request {id}")))?;
+    let record = acted_on(&db, &id).await?;
     let r = &record.request;
     let units: Vec<UnitCode> = record
         .tasks

@@ -918,6 +918,15 @@ pub async fn list(
     }))
 }
 
+/// The request a step is taken on, whoever asks: the step's own rule then decides who may see
+/// it (a 404 for those who may not, the same as for a missing id).
+pub(crate) async fn acted_on(db: &Database, id: &str) -> Result<RequestRecord, ApiError> {
+    let lookup = id.to_string();
+    db.run(move |conn| Ok(requests::find(conn, &Scope::All, &lookup)?))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no request {id}")))
+}
+
 pub(crate) async fn visible(
     principal: &Principal,
     db: &Database,
