@@ -383,8 +383,9 @@ impl Relief {
 pub struct Condition {
     /// A field of the matter's form.
     pub field: String,
-    /// The value that makes the rule apply (checked against the field's type).
-    #[schema(value_type = Object)]
+    /// The value that makes the rule apply (checked against the field's type): a string,
+    /// number or boolean.
+    #[schema(value_type = serde_json::Value)]
     pub equals: serde_json::Value,
 }
 

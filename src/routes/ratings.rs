@@ -373,14 +373,17 @@ pub async fn rate(
 #[into_params(parameter_in = Query)]
 pub struct CaseQuery {
     /// Only this state: `open`, `contacted`, `closed`.
+    #[param(value_type = Option<String>, pattern = "^(open|contacted|closed)$")]
     pub status: Option<String>,
     /// Only this unit (district supervisors, admins and enterprises; a unit's own people always
     /// see their unit).
     #[param(value_type = Option<UnitCode>)]
     pub unit: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Rows to skip (default 0).
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub offset: Option<i64>,
 }
 
