@@ -382,8 +382,8 @@ pub struct CaseQuery {
     /// Page size, 1 to 200 (default 50).
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
-    /// Rows to skip (default 0).
-    #[param(value_type = Option<i64>, minimum = 0)]
+    /// Rows to skip, 0 to 1,000,000,000 (default 0).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
     pub offset: Option<i64>,
 }
 
@@ -482,7 +482,7 @@ pub async fn list_cases(
     if !(0..=1_000_000_000).contains(&offset) {
         errors.push(FieldError {
             pointer: "offset".into(),
-            message: "must be 0 or more".into(),
+            message: "must be 0 to 1000000000".into(),
         });
     }
     let scope = case_scope(&principal, unit)?;
