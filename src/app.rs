@@ -128,6 +128,9 @@ impl Application {
         let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
             .disable_signals()
             .shutdown_timeout(settings.server.shutdown_timeout_secs)
+            .keep_alive(std::time::Duration::from_secs(
+                settings.server.keep_alive_secs,
+            ))
             .listen(listener)
             .map_err(|source| StartError::Bind {
                 bind: settings.server.bind.clone(),

@@ -246,6 +246,10 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// Seconds in-flight requests get after a stop signal.
     pub shutdown_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open. Longer than any load balancer's or
+    /// client pool's idle timeout in front of it, so that the server is never the one closing
+    /// a connection a client is about to reuse (the client would see it cut mid-request).
+    pub keep_alive_secs: u64,
 }
 
 /// `[database]`: where the data lives.
@@ -524,6 +528,12 @@ impl Settings {
             return Err(ConfigError::key(
                 "server.body_limit_bytes",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=3600).contains(&self.server.keep_alive_secs) {
+            return Err(ConfigError::key(
+                "server.keep_alive_secs",
+                "must be 1 to 3600 seconds",
             ));
         }
         if self.jwt.secret.len() < 32 {

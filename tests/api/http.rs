@@ -87,3 +87,39 @@ fn error_codes_are_stable_and_distinct() {
         assert!(code.status().is_client_error() || code.status().is_server_error());
     }
 }
+
+/// A keep-alive connection left idle for longer than a typical client pool keeps it (5 s, the
+/// old actix default, is shorter than most load balancers' 60 s) is still served: the server
+/// must not be the side that closes a connection a client is about to reuse, or the client
+/// sees its request cut off (`IncompleteMessage`), as a large CSV export once did in CI.
+#[actix_web::test]
+async fn an_idle_keep_alive_connection_is_still_served() {
+    use actix_web::rt::time::{sleep, timeout};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn answer(stream: &mut tokio::net::TcpStream, address: &str) -> String {
+        let request = format!("GET /health/live HTTP/1.1\r\nHost: {address}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buffer = vec![0u8; 4096];
+        let read = timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("an answer");
+        String::from_utf8_lossy(&buffer[..read.unwrap()]).to_string()
+    }
+
+    let app = crate::helpers::spawn_sqlite().await;
+    let address = app.address.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    assert!(
+        answer(&mut stream, &address)
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
+    sleep(Duration::from_secs(6)).await;
+    let second = answer(&mut stream, &address).await;
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "closed while idle: {second:?}"
+    );
+}
