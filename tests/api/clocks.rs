@@ -425,9 +425,11 @@ async fn sqlite_breaches_after_downtime_are_marked_once_by_several_instances() {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time"
+)]
 async fn postgres_breaches_after_downtime_are_marked_once_by_several_instances() {
-    let Some((admin, name, url)) = fresh_postgres() else {
-        return;
-    };
+    let (admin, name, url) = fresh_postgres().expect("PostgreSQL configured");
     breaches_after_downtime_are_marked_once_by_several_instances(url, Some((admin, name))).await;
 }

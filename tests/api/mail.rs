@@ -82,6 +82,7 @@ macro_rules! on_both {
         mod postgres {
             $(
                 #[actix_web::test]
+                #[cfg_attr(not(postgres_tests), ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time")]
                 async fn $name() {
                     super::$name(super::Backend::Postgres).await;
                 }

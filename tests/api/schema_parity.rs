@@ -79,13 +79,15 @@ fn shape(url: &str) -> Shape {
 }
 
 #[test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time"
+)]
 fn sqlite_and_postgres_schemas_agree() {
     let (_dir, sqlite_url) = helpers::fresh_sqlite();
     let sqlite = shape(&sqlite_url);
     assert!(sqlite.contains_key(&("service_instances".into(), "started_at".into())));
-    let Some((admin_url, name, pg_url)) = helpers::fresh_postgres() else {
-        return;
-    };
+    let (admin_url, name, pg_url) = helpers::fresh_postgres().expect("PostgreSQL configured");
     let postgres = shape(&pg_url);
     let mut admin = PgConnection::establish(&admin_url).unwrap();
     diesel::sql_query(format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
