@@ -267,6 +267,20 @@ impl ApiError {
         .with_cause(cause)
     }
 
+    /// 503 with `Retry-After: 1`: the database was too busy to take the change in time (SQLite's
+    /// single writer). Nothing was changed; the same request may simply be sent again.
+    pub fn database_busy(cause: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorCode::DatabaseUnavailable,
+            "the database is busy with other changes; nothing was changed, retry in a moment",
+        )
+        .with_header(
+            actix_web::http::header::RETRY_AFTER,
+            HeaderValue::from_static("1"),
+        )
+        .with_cause(cause)
+    }
+
     /// 500 with the cause logged, not shown.
     pub fn internal(cause: impl fmt::Display) -> Self {
         Self::new(
@@ -340,6 +354,14 @@ impl ResponseError for ApiError {
     }
 }
 
+/// Whether a database error says the lock wait ran out (SQLite's `SQLITE_BUSY` /
+/// `SQLITE_LOCKED`: "database is locked", "database table is locked", "database is busy").
+fn is_busy(message: &str) -> bool {
+    message.contains("database is locked")
+        || message.contains("database table is locked")
+        || message.contains("database is busy")
+}
+
 impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
@@ -347,6 +369,10 @@ impl From<diesel::result::Error> for ApiError {
             Error::NotFound => ApiError::not_found("no such resource"),
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
                 ApiError::database_unavailable(info.message())
+            }
+            // SQLite's lock wait (`database.sqlite_busy_timeout_ms`) ran out: retryable.
+            Error::DatabaseError(_, info) if is_busy(info.message()) => {
+                ApiError::database_busy(info.message())
             }
             other => ApiError::internal(other),
         }

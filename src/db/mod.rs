@@ -168,6 +168,11 @@ where
     type Manager = <DbConnection as Connection>::TransactionManager;
     match conn {
         DbConnection::Sqlite(inner) => {
+            // SQLite takes one writer at a time. Its own lock wait is a sleep-and-retry loop, so
+            // under many writers some keep losing and wait out `busy_timeout`; waiting here
+            // instead, on a lock the OS hands over as soon as it is free, queues this
+            // process's writers fairly and leaves SQLite's wait for other processes.
+            let _writer = sqlite_writer();
             AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
             match work(conn) {
                 Ok(value) => {
@@ -182,6 +187,37 @@ where
         }
         DbConnection::Pg(_) => conn.transaction(work),
     }
+}
+
+thread_local! {
+    /// Whether this thread already holds the SQLite writer lock (a nested write transaction).
+    static WRITING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// This process's SQLite writers, one at a time (see [`write_transaction`]).
+static SQLITE_WRITERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the SQLite writer lock while alive; none for a nested write transaction.
+struct SqliteWriter(Option<std::sync::MutexGuard<'static, ()>>);
+
+impl Drop for SqliteWriter {
+    fn drop(&mut self) {
+        if self.0.take().is_some() {
+            WRITING.with(|w| w.set(false));
+        }
+    }
+}
+
+fn sqlite_writer() -> SqliteWriter {
+    if WRITING.with(|w| w.get()) {
+        return SqliteWriter(None);
+    }
+    // A writer that panicked left no transaction behind (it rolled back): the lock is fine.
+    let guard = SQLITE_WRITERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    WRITING.with(|w| w.set(true));
+    SqliteWriter(Some(guard))
 }
 
 /// Opens connections for the pool, the same way as [`establish`].

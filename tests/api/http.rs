@@ -123,3 +123,47 @@ async fn an_idle_keep_alive_connection_is_still_served() {
         "closed while idle: {second:?}"
     );
 }
+
+/// When SQLite's lock wait runs out, the answer is a retryable 503 with `Retry-After`, never a
+/// 500, and nothing is changed; once the lock is free the same request goes through.
+#[actix_web::test]
+async fn a_busy_sqlite_answers_503_and_changes_nothing() {
+    use diesel::connection::SimpleConnection;
+    let (dir, url) = crate::helpers::fresh_sqlite();
+    let mut settings = crate::helpers::test_settings(&url);
+    settings.database.sqlite_busy_timeout_ms = 200;
+    let app = crate::helpers::start(settings, Some(dir), None).await;
+    let body = crate::requests::matter_body("market.establish");
+    let post = || {
+        app.client
+            .post(app.url("/api/v1/requests"))
+            .bearer_auth(app.enterprise_token())
+            .json(&body)
+            .send()
+    };
+    // Another process's writer holds SQLite's write lock.
+    let mut intruder = crate::helpers::connect(&app);
+    let mashangban::db::DbConnection::Sqlite(raw) = &mut intruder else {
+        unreachable!("a SQLite test")
+    };
+    raw.batch_execute("BEGIN IMMEDIATE").unwrap();
+    let response = post().await.unwrap();
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string()),
+        Some("1".to_string())
+    );
+    let problem = problem(response, 503).await;
+    assert_eq!(problem["code"], "database_unavailable");
+    raw.batch_execute("ROLLBACK").unwrap();
+    let listed: serde_json::Value = app
+        .get("/api/v1/requests", Some(&app.enterprise_token()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 0, "nothing was stored: {listed}");
+    assert_eq!(post().await.unwrap().status(), 201);
+}
