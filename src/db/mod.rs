@@ -9,6 +9,7 @@
 //! actix's blocking thread pool, never on an async worker.
 
 pub mod audit;
+mod breaker;
 pub mod calendars;
 pub mod clocks;
 pub mod instances;
@@ -24,6 +25,7 @@ pub mod workflow;
 
 pub use self::url::{Backend, DatabaseUrl};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -255,6 +257,9 @@ pub type Pool = r2d2::Pool<ConnectionManager>;
 pub struct Database {
     pool: Pool,
     backend: Backend,
+    url: DatabaseUrl,
+    settings: DatabaseSettings,
+    breaker: Arc<breaker::Breaker>,
 }
 
 impl Database {
@@ -280,6 +285,9 @@ impl Database {
         Ok(Self {
             pool,
             backend: url.backend(),
+            url,
+            settings: settings.clone(),
+            breaker: Arc::default(),
         })
     }
 
@@ -299,9 +307,19 @@ impl Database {
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
+        if self.breaker.is_open() {
+            return Err(ApiError::database_unavailable(
+                "the database is down (breaker open; a probe is retrying)",
+            ));
+        }
         let pool = self.pool.clone();
+        let breaker = Arc::clone(&self.breaker);
+        let (url, settings) = (self.url.clone(), self.settings.clone());
         actix_web::web::block(move || {
-            let mut conn = pool.get().map_err(ApiError::database_unavailable)?;
+            let mut conn = pool.get().map_err(|error| {
+                breaker.trip(move || establish(&url, &settings).is_ok());
+                ApiError::database_unavailable(error)
+            })?;
             work(&mut conn)
         })
         .await

@@ -130,3 +130,72 @@ async fn ready_reports_a_lost_database() {
     assert_eq!(body["code"], "database_unavailable");
     assert_eq!(app.get("/health/live", None).await.status(), 200);
 }
+
+/// Once the database is known down, answers come at once (a breaker), not after the pool's
+/// connection timeout: a load balancer's short health check sees a 503, not a time-out. When
+/// the database is back, the probe closes the breaker and requests go through again.
+#[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time"
+)]
+async fn a_known_outage_answers_at_once_and_recovers() {
+    use std::time::Duration;
+    let (admin_url, name, url) = crate::helpers::fresh_postgres().expect("PostgreSQL configured");
+    let mut settings = crate::helpers::test_settings(&url);
+    // Far longer than the health check below waits.
+    settings.database.connect_timeout_secs = 4;
+    let database = settings.database.clone();
+    let app = crate::helpers::start(settings, None, Some((admin_url.clone(), name.clone()))).await;
+    let ready = || {
+        app.client
+            .get(app.url("/health/ready"))
+            .timeout(Duration::from_millis(1500))
+            .send()
+    };
+    assert_eq!(ready().await.unwrap().status(), 200);
+
+    let mut admin = PgConnection::establish(&admin_url).unwrap();
+    diesel::sql_query(format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+    // The first request finds out the hard way (it waits the pool's timeout) ...
+    let first = app.get("/health/ready", None).await;
+    assert_eq!(first.status(), 503);
+    // ... after that, every answer comes at once.
+    for _ in 0..3 {
+        let response = ready()
+            .await
+            .expect("answered within the health check's time-out");
+        assert_eq!(response.status(), 503);
+        let body = crate::helpers::problem(response, 503).await;
+        assert_eq!(body["code"], "database_unavailable");
+    }
+    let response = app
+        .client
+        .get(app.url("/api/v1/requests"))
+        .bearer_auth(app.enterprise_token())
+        .timeout(Duration::from_millis(1500))
+        .send()
+        .await
+        .expect("answered at once");
+    assert_eq!(response.status(), 503);
+
+    // The database comes back: the probe sees it and requests go through again.
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut admin)
+        .unwrap();
+    let parsed = mashangban::db::DatabaseUrl::parse(&url).unwrap();
+    let mut conn = mashangban::db::establish(&parsed, &database).unwrap();
+    mashangban::db::migrate(&mut conn, &parsed).unwrap();
+    drop(conn);
+    let mut recovered = false;
+    for _ in 0..50 {
+        if ready().await.is_ok_and(|r| r.status() == 200) {
+            recovered = true;
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "readiness came back after the database did");
+}
