@@ -933,6 +933,67 @@ mod tests {
     }
 
     #[test]
+    fn secrets_come_from_files_without_their_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret-value\r\n").unwrap();
+        let var = |set: &'static [(&'static str, bool)]| {
+            let file = file.clone();
+            move |name: &str| {
+                set.iter().find(|(n, _)| *n == name).map(|(_, is_file)| {
+                    if *is_file {
+                        file.clone().into_os_string()
+                    } else {
+                        "direct".into()
+                    }
+                })
+            }
+        };
+        let layers = secret_files(var(&[("MASHANGBAN_METRICS_TOKEN_FILE", true)])).unwrap();
+        assert_eq!(layers, vec![("metrics.token", "s3cret-value".to_string())]);
+        assert!(secret_files(var(&[])).unwrap().is_empty());
+        let err = secret_files(var(&[
+            ("MASHANGBAN_MAIL_PASSWORD_FILE", true),
+            ("MASHANGBAN_MAIL_PASSWORD", false),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("mail.password: both"), "{err}");
+        std::fs::write(&file, "\n").unwrap();
+        let err = secret_files(var(&[("MASHANGBAN_JWT_SECRET_FILE", true)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("jwt.secret") && err.contains("is empty"),
+            "{err}"
+        );
+        // A file layer sets a nested key.
+        let figment = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("metrics.token", "0123456789abcdef0123456789abcdef"));
+        let settings = Settings::from_figment(figment).unwrap();
+        assert_eq!(settings.metrics.token, "0123456789abcdef0123456789abcdef");
+        assert!(!format!("{settings:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn no_secret_is_shipped_and_lifetimes_are_capped() {
+        let settings = Settings::defaults();
+        assert!(settings.jwt.secret.is_empty());
+        assert_eq!(settings.max_ttl(), Duration::from_secs(12 * 3600));
+        assert_eq!(settings.server.max_uri_bytes, 2048);
+        assert!(settings.metrics.bind.is_empty() && settings.metrics.token.is_empty());
+        assert_eq!(env_key_to_path("METRICS_BIND"), "metrics.bind");
+        let err = load_with("[jwt]\nmax_ttl = \"30m\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("jwt.default_ttl"), "{err}");
+        let err = load_with("[server]\nmax_uri_bytes = 10")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.max_uri_bytes"), "{err}");
+    }
+
+    #[test]
     fn the_horizon_notice_has_a_lead_time_and_an_address() {
         assert_eq!(
             env_key_to_path("CALENDAR_HORIZON_NOTICE_DAYS"),
