@@ -2,10 +2,11 @@
 //!
 //! [`Application::build`] connects and migrates the database, registers this instance, binds
 //! the listener (port 0 picks a free port; [`Application::port`] tells which) and assembles the
-//! route table. [`Application::run_until_stopped`] serves until SIGTERM or Ctrl-C, lets
+//! route table; with `metrics.bind`, a second listener serves `/metrics` alone
+//! ([`Application::metrics_port`]). [`Application::run_until_stopped`] serves until SIGTERM or Ctrl-C, lets
 //! in-flight requests finish, then records the graceful stop.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,15 +18,18 @@ use utoipa::OpenApi;
 use utoipa_actix_web::UtoipaApp;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::auth::secret::{self, SecretError};
 use crate::auth::{Authenticator, KeyError};
 use crate::config::{ConfigError, RatingSettings, Settings, SlaSettings};
 use crate::db::calendars::Calendars;
 use crate::db::instances::{self, ServiceInstance};
 use crate::db::requests;
-use crate::db::{Database, DbSetupError};
+use crate::db::{Database, DatabaseUrl, DbSetupError};
 use crate::domain::calendar::Calendar;
 use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
 use crate::http::extract::{self, BodyLimit};
+use crate::http::metrics::MetricsAccess;
+use crate::http::request_line::{self, UriLimit};
 use crate::http::{Metrics, RouteTable, fallback, metrics, request_id};
 use crate::routes::open311::Open311;
 use crate::routes::{self, ApiDoc};
@@ -40,6 +44,9 @@ pub enum StartError {
     /// Bad verification key.
     #[error("configuration error: {0}")]
     Key(#[from] KeyError),
+    /// No usable JWT secret.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     /// The catalog or calendar file is missing or wrong.
     #[error("{0}")]
     Data(String),
@@ -60,6 +67,7 @@ pub enum StartError {
 pub struct Application {
     server: Server,
     port: u16,
+    metrics_server: Option<(Server, u16)>,
     database: Database,
     instance: ServiceInstance,
     grace: Duration,
@@ -73,8 +81,12 @@ pub struct Application {
 
 impl Application {
     /// Prepares everything the server needs; fails fast on bad configuration or database.
-    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+    pub async fn build(mut settings: Settings) -> Result<Self, StartError> {
         settings.validate()?;
+        let url = DatabaseUrl::parse(&settings.database.url)
+            .map_err(|e| ConfigError::key("database.url", e))?;
+        // Start-up only: a small file read (or written once) before anything serves.
+        settings.jwt.secret = secret::resolve(&settings.jwt, &url)?;
         let mailer = (settings.mail.worker)
             .then(|| crate::notify::Mailer::new(&settings.mail))
             .transpose()?;
@@ -97,26 +109,23 @@ impl Application {
             .expect("blocking pool is running")?;
 
         let bind = settings.bind_addr()?;
-        let listener = TcpListener::bind(bind).map_err(|source| StartError::Bind {
-            bind: settings.server.bind.clone(),
-            source,
-        })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind {
-                bind: settings.server.bind.clone(),
-                source,
-            })?
-            .port();
+        let (listener, port) = listen(bind, &settings.server.bind)?;
+        let metrics_bind = settings.metrics.bind_addr()?;
 
         let calendars = web::Data::new(calendars);
         let catalog = web::Data::new(catalog);
         let metrics = web::Data::new(Metrics::new());
         let doc = Arc::new(routes::openapi());
+        let metrics_access = match metrics_bind {
+            Some(_) => MetricsAccess::Elsewhere,
+            None => MetricsAccess::here(&settings.metrics.token),
+        };
         let state = SharedState {
             database: web::Data::new(database.clone()),
             authenticator,
             metrics: metrics.clone(),
+            metrics_access: web::Data::new(metrics_access),
+            uri_limit: UriLimit(settings.server.max_uri_bytes),
             route_table: web::Data::new(RouteTable::from_openapi(&doc)),
             catalog: catalog.clone(),
             calendar: calendars.clone(),
@@ -124,6 +133,20 @@ impl Application {
             sla: web::Data::new(settings.sla),
             rating: web::Data::new(settings.rating),
             body_limit: settings.server.body_limit_bytes,
+        };
+        let metrics_server = match metrics_bind {
+            None => None,
+            Some(address) => Some(metrics_server(
+                address,
+                &settings,
+                MetricsOnly {
+                    database: state.database.clone(),
+                    metrics: metrics.clone(),
+                    calendar: calendars.clone(),
+                    access: web::Data::new(MetricsAccess::here(&settings.metrics.token)),
+                    uri_limit: state.uri_limit,
+                },
+            )?),
         };
         let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
             .disable_signals()
@@ -141,6 +164,9 @@ impl Application {
         }
         tracing::info!(
             address = %format!("{}:{port}", bind.ip()),
+            metrics_address = metrics_bind
+                .zip(metrics_server.as_ref())
+                .map(|(bind, (_, port))| format!("{}:{port}", bind.ip())),
             database = %database.backend(),
             instance = %instance.id,
             "mashangban ready"
@@ -148,6 +174,7 @@ impl Application {
         Ok(Self {
             server: server.run(),
             port,
+            metrics_server,
             database,
             instance,
             grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
@@ -168,6 +195,11 @@ impl Application {
         self.port
     }
 
+    /// The port of the separate metrics listener, when `metrics.bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
+    }
+
     /// Serves until SIGTERM or Ctrl-C, lets in-flight requests finish (up to
     /// `server.shutdown_timeout_secs`), then records the graceful stop.
     ///
@@ -182,6 +214,11 @@ impl Application {
 
         let handle = self.server.handle();
         let mut server = actix_web::rt::spawn(self.server);
+        let metrics_handle = self.metrics_server.map(|(metrics_server, _)| {
+            let handle = metrics_server.handle();
+            actix_web::rt::spawn(metrics_server);
+            handle
+        });
         let calendar_days = actix_web::rt::spawn(sla::follow_calendar_days(
             self.database.clone(),
             self.calendars.clone(),
@@ -234,6 +271,9 @@ impl Application {
                 }
             }
         };
+        if let Some(handle) = metrics_handle {
+            let _ = actix_web::rt::time::timeout(Duration::from_secs(2), handle.stop(true)).await;
+        }
         calendar_days.abort();
         if let Some(detector) = detector {
             detector.abort();
@@ -293,6 +333,60 @@ impl Database {
     }
 }
 
+/// A listener on `address` (configured as `configured`) and its bound port.
+fn listen(address: SocketAddr, configured: &str) -> Result<(TcpListener, u16), StartError> {
+    let failed = |source| StartError::Bind {
+        bind: configured.to_string(),
+        source,
+    };
+    let listener = TcpListener::bind(address).map_err(failed)?;
+    let port = listener.local_addr().map_err(failed)?.port();
+    Ok((listener, port))
+}
+
+/// What the separate metrics listener needs.
+#[derive(Clone)]
+struct MetricsOnly {
+    database: web::Data<Database>,
+    metrics: web::Data<Metrics>,
+    calendar: web::Data<Calendars>,
+    access: web::Data<MetricsAccess>,
+    uri_limit: UriLimit,
+}
+
+/// The `metrics.bind` listener: `/metrics` alone, one worker, everything else 404.
+fn metrics_server(
+    address: SocketAddr,
+    settings: &Settings,
+    state: MetricsOnly,
+) -> Result<(Server, u16), StartError> {
+    let (listener, port) = listen(address, &settings.metrics.bind)?;
+    let server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new()
+            .app_data(state.database)
+            .app_data(state.metrics)
+            .app_data(state.calendar)
+            .app_data(state.access)
+            .app_data(state.uri_limit)
+            .app_data(web::Data::new(RouteTable::default()))
+            .service(routes::metrics::metrics)
+            .default_service(web::to(fallback::not_routed))
+            .wrap(from_fn(request_line::check))
+            .wrap(from_fn(request_id::assign))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    .listen(listener)
+    .map_err(|source| StartError::Bind {
+        bind: settings.metrics.bind.clone(),
+        source,
+    })?
+    .run();
+    Ok((server, port))
+}
+
 /// The configured catalog, or the compiled-in one.
 fn load_catalog(settings: &Settings) -> Result<Catalog, StartError> {
     match settings.catalog.path() {
@@ -328,6 +422,8 @@ struct SharedState {
     database: web::Data<Database>,
     authenticator: web::Data<Authenticator>,
     metrics: web::Data<Metrics>,
+    metrics_access: web::Data<MetricsAccess>,
+    uri_limit: UriLimit,
     route_table: web::Data<RouteTable>,
     catalog: web::Data<Catalog>,
     calendar: web::Data<Calendars>,
@@ -355,6 +451,8 @@ fn app(
         .app_data(state.database)
         .app_data(state.authenticator)
         .app_data(state.metrics)
+        .app_data(state.metrics_access)
+        .app_data(state.uri_limit)
         .app_data(state.route_table)
         .app_data(state.catalog)
         .app_data(state.calendar)
@@ -371,6 +469,9 @@ fn app(
         .route("/docs", web::get().to(docs_redirect))
         .default_service(web::to(fallback::not_routed))
         .wrap(from_fn(extract::limit_body))
+        // Innermost first: the request line is checked before the body, the route or the
+        // database, and the refusal is still counted and logged (with bounded labels).
+        .wrap(from_fn(request_line::check))
         .wrap(from_fn(metrics::record))
         .wrap(from_fn(request_id::assign))
 }

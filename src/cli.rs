@@ -11,7 +11,7 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app::{Application, StartError};
-use crate::auth::{Actor, Principal, Role, TokenIssuer};
+use crate::auth::{Actor, Principal, Role, TokenIssuer, secret};
 use crate::client::{self, ClientArgs};
 use crate::config::{self, Settings};
 use crate::db::{self, DatabaseUrl};
@@ -56,7 +56,7 @@ pub struct TokenArgs {
     /// Unit code (clerk tokens; optional for supervisors, none = district-wide).
     #[arg(long, value_name = "CODE")]
     pub unit: Option<String>,
-    /// Lifetime, e.g. 30m, 1h, 8h (default: jwt.default_ttl).
+    /// Lifetime, e.g. 30m, 1h, 8h (default: jwt.default_ttl; at most jwt.max_ttl).
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
     /// The token's subject (default: a name made from the role and scope).
@@ -137,10 +137,29 @@ fn token(settings: &Settings, args: TokenArgs) -> ExitCode {
     };
     let ttl = match args.ttl.as_deref().map(config::parse_duration) {
         None => settings.default_ttl(),
+        Some(Ok(ttl)) if ttl > settings.max_ttl() => {
+            return fail(
+                EXIT_CONFIG,
+                format!(
+                    "--ttl: longer than jwt.max_ttl ({}); the server would refuse the token",
+                    settings.jwt.max_ttl
+                ),
+            );
+        }
         Some(Ok(ttl)) => ttl,
         Some(Err(message)) => return fail(EXIT_CONFIG, format!("--ttl: {message}")),
     };
-    let token = TokenIssuer::new(&settings.jwt).issue(&principal, ttl, Utc::now());
+    // The same secret the server uses: configured, or generated next to the SQLite file.
+    let mut jwt = settings.jwt.clone();
+    let url = match DatabaseUrl::parse(&settings.database.url) {
+        Ok(url) => url,
+        Err(error) => return fail(EXIT_CONFIG, config::ConfigError::key("database.url", error)),
+    };
+    jwt.secret = match secret::resolve(&jwt, &url) {
+        Ok(secret) => secret,
+        Err(error) => return fail(EXIT_CONFIG, error),
+    };
+    let token = TokenIssuer::new(&jwt).issue(&principal, ttl, Utc::now());
     println!("{token}");
     ExitCode::SUCCESS
 }

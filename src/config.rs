@@ -5,6 +5,10 @@
 //! naming it instead of being silently ignored. Values that parse but make no sense (a bind
 //! address without a port, an unknown URL scheme, a short secret) are checked in
 //! [`Settings::validate`].
+//!
+//! Secrets (`jwt.secret`, `mail.password`, `metrics.token`, `database.url`, which may carry a
+//! password) can also be read from a file named by `MASHANGBAN_<SECTION>_<KEY>_FILE`, as
+//! container orchestrators mount them; see [`SECRET_FILE_KEYS`] and `docs/security.md`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,6 +39,17 @@ const ENV_ALIASES: &[(&str, &str)] = &[("bind", "server.bind")];
 /// `[section] key`.
 const SECTIONS: &[&str] = &[
     "server", "database", "jwt", "catalog", "calendar", "log", "open311", "sla", "rating", "mail",
+    "metrics",
+];
+
+/// Keys whose value may come from a file: `MASHANGBAN_<VAR>_FILE=/run/secrets/…` sets the key
+/// to the file's content without its trailing newline. Setting both the variable and its
+/// `_FILE` twin is refused, so it is never unclear which one is used.
+pub const SECRET_FILE_KEYS: &[(&str, &str)] = &[
+    ("JWT_SECRET", "jwt.secret"),
+    ("MAIL_PASSWORD", "mail.password"),
+    ("METRICS_TOKEN", "metrics.token"),
+    ("DATABASE_URL", "database.url"),
 ];
 
 /// All settings of one server process.
@@ -61,6 +76,56 @@ pub struct Settings {
     pub mail: MailSettings,
     /// Ratings and rectification.
     pub rating: RatingSettings,
+    /// Who may read `/metrics`, and where.
+    pub metrics: MetricsSettings,
+}
+
+/// `[metrics]`: where `/metrics` is served and who may read it (see `docs/security.md`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A separate `host:port` serving only `/metrics` (the main listener then answers 404 for
+    /// it); empty: the main listener serves it.
+    pub bind: String,
+    /// Bearer token every scrape must send; empty: none (a secret: never logged).
+    pub token: String,
+}
+
+impl fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsSettings")
+            .field("bind", &self.bind)
+            .field(
+                "token",
+                &if self.token.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .finish()
+    }
+}
+
+impl MetricsSettings {
+    /// The separate listen address, when one is configured.
+    pub fn bind_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let bind = self.bind.trim();
+        if bind.is_empty() {
+            return Ok(None);
+        }
+        resolve_bind(bind, "metrics.bind").map(Some)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if !self.token.is_empty() {
+            if let Some(weakness) = crate::auth::secret::weakness(&self.token) {
+                return Err(ConfigError::key("metrics.token", weakness));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[rating]`: the rectification a bad rating opens.
@@ -244,6 +309,8 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Largest accepted request body in bytes.
     pub body_limit_bytes: usize,
+    /// Longest accepted request target (path and query) in bytes; a longer one gets 414.
+    pub max_uri_bytes: usize,
     /// Seconds in-flight requests get after a stop signal.
     pub shutdown_timeout_secs: u64,
     /// Seconds an idle keep-alive connection stays open. Longer than any load balancer's or
@@ -270,7 +337,8 @@ pub struct DatabaseSettings {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtSettings {
-    /// HS256 secret.
+    /// HS256 secret; empty: generated into the SQLite data folder on first start (refused
+    /// on PostgreSQL), see [`crate::auth::secret`].
     pub secret: String,
     /// Required `iss`.
     pub issuer: String,
@@ -280,6 +348,8 @@ pub struct JwtSettings {
     pub leeway_secs: u64,
     /// Lifetime of issued tokens, in humantime syntax (`1h`, `30m`).
     pub default_ttl: String,
+    /// Longest lifetime (`exp` − `iat`) of an accepted token, in humantime syntax.
+    pub max_ttl: String,
     /// Public keys of external issuers, by `kid`.
     #[serde(default)]
     pub keys: BTreeMap<String, PublicKeySettings>,
@@ -293,8 +363,16 @@ impl fmt::Debug for JwtSettings {
             .field("audience", &self.audience)
             .field("leeway_secs", &self.leeway_secs)
             .field("default_ttl", &self.default_ttl)
+            .field("max_ttl", &self.max_ttl)
             .field("keys", &self.keys.keys().collect::<Vec<_>>())
             .finish()
+    }
+}
+
+impl JwtSettings {
+    /// Longest lifetime of an accepted (or issued) token.
+    pub fn max_ttl(&self) -> Duration {
+        parse_duration(&self.max_ttl).expect("validated at load")
     }
 }
 
@@ -472,7 +550,11 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        Self::from_figment(figment.merge(environment()))
+        figment = figment.merge(environment());
+        for (key, value) in secret_files(|name| std::env::var_os(name))? {
+            figment = figment.merge((key, value));
+        }
+        Self::from_figment(figment)
     }
 
     /// The compiled-in defaults alone, ignoring files and the environment (tests use this).
@@ -536,8 +618,16 @@ impl Settings {
                 "must be 1 to 3600 seconds",
             ));
         }
-        if self.jwt.secret.len() < 32 {
-            return Err(ConfigError::key("jwt.secret", "must be at least 32 bytes"));
+        if self.server.max_uri_bytes < 256 {
+            return Err(ConfigError::key(
+                "server.max_uri_bytes",
+                "must be at least 256",
+            ));
+        }
+        if !self.jwt.secret.is_empty() {
+            if let Some(weakness) = crate::auth::secret::weakness(&self.jwt.secret) {
+                return Err(ConfigError::key("jwt.secret", weakness));
+            }
         }
         if self.jwt.issuer.is_empty() {
             return Err(ConfigError::key("jwt.issuer", "must not be empty"));
@@ -545,28 +635,84 @@ impl Settings {
         if self.jwt.audience.is_empty() {
             return Err(ConfigError::key("jwt.audience", "must not be empty"));
         }
-        parse_duration(&self.jwt.default_ttl)
+        let default_ttl = parse_duration(&self.jwt.default_ttl)
             .map_err(|e| ConfigError::key("jwt.default_ttl", e))?;
+        let max_ttl =
+            parse_duration(&self.jwt.max_ttl).map_err(|e| ConfigError::key("jwt.max_ttl", e))?;
+        if default_ttl > max_ttl {
+            return Err(ConfigError::key(
+                "jwt.default_ttl",
+                format!(
+                    "`{}` is longer than jwt.max_ttl (`{}`)",
+                    self.jwt.default_ttl, self.jwt.max_ttl
+                ),
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError::key("log.level", e))?;
         self.open311.validate()?;
         self.mail.validate()?;
+        self.metrics.validate()?;
         Ok(())
     }
 
     /// The listen address, resolved.
     pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
-        let bind = &self.server.bind;
-        bind.to_socket_addrs()
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| ConfigError::key("server.bind", format!("`{bind}` is not a host:port")))
+        resolve_bind(&self.server.bind, "server.bind")
     }
 
     /// Lifetime of issued tokens.
     pub fn default_ttl(&self) -> Duration {
         parse_duration(&self.jwt.default_ttl).expect("validated at load")
     }
+
+    /// Longest lifetime of an accepted (or issued) token.
+    pub fn max_ttl(&self) -> Duration {
+        self.jwt.max_ttl()
+    }
+}
+
+/// `bind` resolved to one socket address, or an error naming `key`.
+fn resolve_bind(bind: &str, key: &str) -> Result<SocketAddr, ConfigError> {
+    bind.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| ConfigError::key(key, format!("`{bind}` is not a host:port")))
+}
+
+/// The `(key, value)` layers of the secrets read from `MASHANGBAN_<VAR>_FILE` files.
+/// `var` reads one environment variable (injected, so tests need not change the process's).
+fn secret_files(
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    let mut layers = Vec::new();
+    for (name, key) in SECRET_FILE_KEYS {
+        let file_var = format!("{ENV_PREFIX}{name}_FILE");
+        let Some(path) = var(&file_var) else { continue };
+        if var(&format!("{ENV_PREFIX}{name}")).is_some() {
+            return Err(ConfigError::key(
+                key,
+                format!("both {ENV_PREFIX}{name} and {file_var} are set; set one"),
+            ));
+        }
+        layers.push((*key, read_secret_file(Path::new(&path), key, &file_var)?));
+    }
+    Ok(layers)
+}
+
+/// The content of a secret file without its trailing newline; never echoed in errors.
+fn read_secret_file(path: &Path, key: &str, var: &str) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::key(key, format!("cannot read {var}={}: {e}", path.display())))?;
+    let value = text.strip_suffix('\n').unwrap_or(&text);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    if value.is_empty() {
+        return Err(ConfigError::key(
+            key,
+            format!("{var}={} is empty", path.display()),
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// Parses a human duration such as `30m`, `1h` or `2h 30m`.
@@ -582,7 +728,15 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// The `MASHANGBAN_*` environment as a configuration layer.
 fn environment() -> Env {
     Env::prefixed(ENV_PREFIX)
-        .filter(|key| !key.as_str().starts_with("test_") && !ENV_NOT_KEYS.contains(&key.as_str()))
+        .filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            !key.starts_with("test_")
+                && !ENV_NOT_KEYS.contains(&key.as_str())
+                // `<NAME>_FILE` of a secret is read by `secret_files`, not a key of its own.
+                && !SECRET_FILE_KEYS
+                    .iter()
+                    .any(|(name, _)| key == format!("{}_file", name.to_ascii_lowercase()))
+        })
         .map(|key| env_key_to_path(key.as_str()).into())
 }
 
@@ -786,6 +940,67 @@ mod tests {
         assert!(err.contains("mail.from"), "{err}");
         let secret = load_with("[mail]\nusername = \"u\"\npassword = \"hunter2-smtp\"").unwrap();
         assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn secrets_come_from_files_without_their_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret-value\r\n").unwrap();
+        let var = |set: &'static [(&'static str, bool)]| {
+            let file = file.clone();
+            move |name: &str| {
+                set.iter().find(|(n, _)| *n == name).map(|(_, is_file)| {
+                    if *is_file {
+                        file.clone().into_os_string()
+                    } else {
+                        "direct".into()
+                    }
+                })
+            }
+        };
+        let layers = secret_files(var(&[("MASHANGBAN_METRICS_TOKEN_FILE", true)])).unwrap();
+        assert_eq!(layers, vec![("metrics.token", "s3cret-value".to_string())]);
+        assert!(secret_files(var(&[])).unwrap().is_empty());
+        let err = secret_files(var(&[
+            ("MASHANGBAN_MAIL_PASSWORD_FILE", true),
+            ("MASHANGBAN_MAIL_PASSWORD", false),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("mail.password: both"), "{err}");
+        std::fs::write(&file, "\n").unwrap();
+        let err = secret_files(var(&[("MASHANGBAN_JWT_SECRET_FILE", true)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("jwt.secret") && err.contains("is empty"),
+            "{err}"
+        );
+        // A file layer sets a nested key.
+        let figment = Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(("metrics.token", "0123456789abcdef0123456789abcdef"));
+        let settings = Settings::from_figment(figment).unwrap();
+        assert_eq!(settings.metrics.token, "0123456789abcdef0123456789abcdef");
+        assert!(!format!("{settings:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn no_secret_is_shipped_and_lifetimes_are_capped() {
+        let settings = Settings::defaults();
+        assert!(settings.jwt.secret.is_empty());
+        assert_eq!(settings.max_ttl(), Duration::from_secs(12 * 3600));
+        assert_eq!(settings.server.max_uri_bytes, 2048);
+        assert!(settings.metrics.bind.is_empty() && settings.metrics.token.is_empty());
+        assert_eq!(env_key_to_path("METRICS_BIND"), "metrics.bind");
+        let err = load_with("[jwt]\nmax_ttl = \"30m\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("jwt.default_ttl"), "{err}");
+        let err = load_with("[server]\nmax_uri_bytes = 10")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.max_uri_bytes"), "{err}");
     }
 
     #[test]

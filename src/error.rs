@@ -37,6 +37,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request body is larger than the configured limit.
     PayloadTooLarge,
+    /// The request target (path and query) is longer than the configured limit.
+    UriTooLong,
     /// An `Idempotency-Key` was used before with a different body.
     IdempotencyKeyReused,
     /// The request body is not JSON.
@@ -75,6 +77,7 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::UriTooLong,
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::ActionNotAllowed,
@@ -100,6 +103,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UriTooLong => "uri_too_long",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::ActionNotAllowed => "action_not_allowed",
@@ -125,6 +129,7 @@ impl ErrorCode {
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::ActionNotAllowed
@@ -150,6 +155,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "Not found",
             ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::PayloadTooLarge => "Request body too large",
+            ErrorCode::UriTooLong => "Request target too long",
             ErrorCode::IdempotencyKeyReused => "Idempotency key reused",
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::ActionNotAllowed => "Action not allowed now",

@@ -6,8 +6,13 @@
 //! key is only ever used with its own algorithm, so a token cannot choose a weaker one.
 //! Signature, `exp`, `nbf`, `iss`, `aud`, `sub` and `role` are required, and the role's own
 //! claim (`uscc` for an enterprise, `unit` for a clerk) must be present and valid.
+//!
+//! Every token, ours or the platform's, must also carry `iat`, not issued in the future, and
+//! live no longer than `jwt.max_ttl` (`exp` − `iat`): a stolen token is worth hours, not years.
+//! Our own secret is never shipped: see [`secret`].
 
 mod principal;
+pub mod secret;
 
 pub use self::principal::{Actor, Principal, Role};
 
@@ -60,11 +65,14 @@ pub struct KeyError {
 
 /// Checks bearer tokens.
 pub struct Authenticator {
-    own_key: DecodingKey,
+    /// `None` when built without a secret: then no HS256 token verifies (an empty HMAC key
+    /// would accept tokens anyone can sign).
+    own_key: Option<DecodingKey>,
     external: HashMap<String, (Algorithm, DecodingKey)>,
     issuer: String,
     audience: String,
     leeway: u64,
+    max_ttl: i64,
 }
 
 impl Authenticator {
@@ -86,11 +94,13 @@ impl Authenticator {
             external.insert(kid.clone(), parsed);
         }
         Ok(Self {
-            own_key: DecodingKey::from_secret(settings.secret.as_bytes()),
+            own_key: (!settings.secret.is_empty())
+                .then(|| DecodingKey::from_secret(settings.secret.as_bytes())),
             external,
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             leeway: settings.leeway_secs,
+            max_ttl: i64::try_from(settings.max_ttl().as_secs()).unwrap_or(i64::MAX),
         })
     }
 
@@ -99,7 +109,12 @@ impl Authenticator {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| TokenError(format!("malformed token: {e}")))?;
         let (algorithm, key) = match &header.kid {
-            None => (Algorithm::HS256, &self.own_key),
+            None => (
+                Algorithm::HS256,
+                self.own_key.as_ref().ok_or_else(|| {
+                    TokenError("no secret is configured for our own tokens".into())
+                })?,
+            ),
             Some(kid) => {
                 let (algorithm, key) = self
                     .external
@@ -122,7 +137,23 @@ impl Authenticator {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map_err(|e| TokenError(describe_jwt_error(&e)))?;
+        self.check_lifetime(&data.claims, Utc::now().timestamp())?;
         Principal::from_claims(&data.claims)
+    }
+
+    /// Refuses a token issued in the future or living longer than `jwt.max_ttl`.
+    fn check_lifetime(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
+        let leeway = i64::try_from(self.leeway).unwrap_or(i64::MAX);
+        if claims.iat > now.saturating_add(leeway) {
+            return Err(TokenError("token is issued in the future (iat)".into()));
+        }
+        if claims.exp.saturating_sub(claims.iat) > self.max_ttl {
+            return Err(TokenError(format!(
+                "token lifetime (exp - iat) exceeds the {} seconds accepted",
+                self.max_ttl
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -135,12 +166,17 @@ fn describe_jwt_error(error: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::InvalidAudience => "token audience is not accepted".into(),
         ErrorKind::InvalidSignature => "token signature is invalid".into(),
         ErrorKind::MissingRequiredClaim(claim) => format!("token lacks the `{claim}` claim"),
+        // `iat` is not one of the library's spec claims: serde notices its absence.
+        ErrorKind::Json(e) if e.to_string().starts_with("missing field `iat`") => {
+            "token lacks the `iat` claim".into()
+        }
         ErrorKind::Json(e) => format!("token claims are invalid: {e}"),
         _ => format!("token is invalid: {error}"),
     }
 }
 
 /// Signs HS256 tokens with the configured secret (for `mashangban token`, tests and demos).
+/// `settings.secret` must be the resolved one ([`secret::resolve`]), never empty.
 pub struct TokenIssuer {
     key: EncodingKey,
     issuer: String,
@@ -150,6 +186,10 @@ pub struct TokenIssuer {
 impl TokenIssuer {
     /// An issuer using `[jwt]`.
     pub fn new(settings: &JwtSettings) -> Self {
+        assert!(
+            !settings.secret.is_empty(),
+            "TokenIssuer needs the resolved secret (auth::secret::resolve)"
+        );
         Self {
             key: EncodingKey::from_secret(settings.secret.as_bytes()),
             issuer: settings.issuer.clone(),
@@ -193,7 +233,8 @@ mod tests {
     use crate::domain::{UnitCode, Uscc};
 
     fn setup() -> (Authenticator, TokenIssuer) {
-        let settings = Settings::defaults();
+        let mut settings = Settings::defaults();
+        settings.jwt.secret = "unit-test-secret-0123456789-abcdefgh".into();
         (
             Authenticator::new(&settings.jwt).unwrap(),
             TokenIssuer::new(&settings.jwt),
@@ -241,6 +282,34 @@ mod tests {
         assert_eq!(
             auth.verify(&token).unwrap_err().0,
             "token is not valid yet (nbf)"
+        );
+    }
+
+    #[test]
+    fn lifetimes_beyond_the_cap_or_issued_in_the_future_are_refused() {
+        let (auth, issuer) = setup();
+        let now = Utc::now();
+        let cap = Duration::from_secs(12 * 3600);
+        assert!(auth.verify(&issuer.issue(&enterprise(), cap, now)).is_ok());
+        let long = issuer.issue(&enterprise(), cap + Duration::from_secs(1), now);
+        assert!(auth.verify(&long).unwrap_err().0.contains("lifetime"));
+        let mut claims = issuer.claims(&enterprise(), Duration::from_secs(60), now);
+        claims.iat += 3600;
+        claims.exp += 3600;
+        assert!(
+            auth.verify(&issuer.sign(&claims))
+                .unwrap_err()
+                .0
+                .contains("issued in the future")
+        );
+        let claims = issuer.claims(&enterprise(), Duration::from_secs(60), now);
+        let mut value = serde_json::to_value(&claims).unwrap();
+        value.as_object_mut().unwrap().remove("iat");
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &value, &issuer.key).unwrap();
+        assert_eq!(
+            auth.verify(&token).unwrap_err().0,
+            "token lacks the `iat` claim"
         );
     }
 

@@ -146,6 +146,32 @@ fn pending() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
     diesel::dsl::sql::<diesel::sql_types::Bool>("notifications.status = 'pending'")
 }
 
+/// How many mails wait and how many are dead, across all instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxCounts {
+    /// Pending (due or waiting for a retry).
+    pub pending: i64,
+    /// Parked after their last attempt failed.
+    pub dead: i64,
+}
+
+/// Counts the outbox for `/metrics`: two `COUNT`s, each on a partial index (`notifications_due`,
+/// `notifications_dead`). The statuses are literals, not bound parameters, so SQLite's
+/// planner can use those partial indexes.
+pub fn counts(conn: &mut DbConnection) -> QueryResult<OutboxCounts> {
+    let dead = || diesel::dsl::sql::<diesel::sql_types::Bool>("notifications.status = 'dead'");
+    Ok(OutboxCounts {
+        pending: notifications::table
+            .filter(pending())
+            .count()
+            .get_result(conn)?,
+        dead: notifications::table
+            .filter(dead())
+            .count()
+            .get_result(conn)?,
+    })
+}
+
 /// Ids of up to `limit` mails a sender may take at `now`: pending, due, and not held by
 /// another sender (or held past its lease). Oldest due first. A read: taking one is [`claim`].
 pub fn due(conn: &mut DbConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<String>> {

@@ -1,10 +1,11 @@
-//! HTTP plumbing shared by every route: request ids and access logs, metrics, the body-size
-//! limit, problem+json for extractor failures, and the 404/405 fallback.
+//! HTTP plumbing shared by every route: request ids and access logs, metrics, the request-line
+//! and body-size limits, problem+json for extractor failures, and the 404/405 fallback.
 
 pub mod extract;
 pub mod fallback;
 pub mod metrics;
 pub mod request_id;
+pub mod request_line;
 
 pub use self::fallback::RouteTable;
 pub use self::metrics::Metrics;

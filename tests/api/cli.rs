@@ -82,8 +82,60 @@ fn bad_configuration_exits_2_with_one_line_naming_it() {
                     "postgres://app:hunter2@127.0.0.1:1/x".into(),
                 ),
                 ("MASHANGBAN_DATABASE_CONNECT_TIMEOUT_SECS", "2".into()),
+                ("MASHANGBAN_JWT_SECRET", helpers::TEST_JWT_SECRET.into()),
             ],
             "cannot connect to database postgres://app:***@127.0.0.1:1/x",
+        ),
+        // No secret is shipped, and PostgreSQL instances must share one: it is refused
+        // before the database is even tried.
+        (
+            vec![(
+                "MASHANGBAN_DATABASE_URL",
+                "postgres://app:hunter2@127.0.0.1:1/x".into(),
+            )],
+            "jwt.secret: not set, and PostgreSQL instances must share one: set MASHANGBAN_JWT_SECRET_FILE",
+        ),
+        (
+            vec![("MASHANGBAN_JWT_SECRET", "x".repeat(64))],
+            "jwt.secret: is too predictable: only 1 distinct bytes",
+        ),
+        (
+            vec![("MASHANGBAN_JWT_SECRET", "abababab".repeat(8))],
+            "jwt.secret: is too predictable",
+        ),
+        (
+            vec![(
+                "MASHANGBAN_JWT_SECRET",
+                "mashangban-development-secret-change-me-0123456789".into(),
+            )],
+            "jwt.secret: is the development secret published",
+        ),
+        (
+            vec![("MASHANGBAN_JWT_MAX_TTL", "30m".into())],
+            "jwt.default_ttl: `1h` is longer than jwt.max_ttl",
+        ),
+        (
+            vec![("MASHANGBAN_METRICS_TOKEN", "letmein".into())],
+            "metrics.token: must be at least 32 bytes",
+        ),
+        (
+            vec![("MASHANGBAN_METRICS_BIND", "nowhere".into())],
+            "metrics.bind",
+        ),
+        (
+            vec![("MASHANGBAN_JWT_SECRET_FILE", "/nonexistent/secret".into())],
+            "jwt.secret: cannot read MASHANGBAN_JWT_SECRET_FILE=/nonexistent/secret",
+        ),
+        (
+            vec![
+                ("MASHANGBAN_JWT_SECRET_FILE", "/nonexistent/secret".into()),
+                ("MASHANGBAN_JWT_SECRET", helpers::TEST_JWT_SECRET.into()),
+            ],
+            "both MASHANGBAN_JWT_SECRET and MASHANGBAN_JWT_SECRET_FILE are set",
+        ),
+        (
+            vec![("MASHANGBAN_LOG_LEVEL_FILE", "/x".into())],
+            "unknown key `log.level_file`",
         ),
     ];
     for (env, expected) in cases {
@@ -107,8 +159,17 @@ fn bad_configuration_exits_2_with_one_line_naming_it() {
 
 #[test]
 fn token_prints_one_token_the_server_accepts() {
-    let settings = Settings::defaults();
+    let (_dir, url) = helpers::fresh_sqlite();
+    let mut settings = Settings::defaults();
+    settings.jwt.secret = helpers::TEST_JWT_SECRET.into();
     let auth = mashangban::auth::Authenticator::new(&settings.jwt).unwrap();
+    let binary = || {
+        let mut command = binary();
+        command
+            .env("MASHANGBAN_DATABASE_URL", &url)
+            .env("MASHANGBAN_JWT_SECRET", helpers::TEST_JWT_SECRET);
+        command
+    };
     let cases: Vec<Vec<&str>> = vec![
         vec!["--role", "enterprise", "--uscc", USCC_A],
         vec!["--role", "clerk", "--unit", "service-center"],
@@ -159,6 +220,10 @@ fn token_refuses_incomplete_or_contradictory_roles() {
             "does not take --uscc",
         ),
         (vec!["--role", "admin", "--ttl", "forever"], "--ttl"),
+        (
+            vec!["--role", "admin", "--ttl", "13h"],
+            "--ttl: longer than jwt.max_ttl (12h)",
+        ),
     ] {
         let (code, stdout, stderr) = run(binary().arg("token").args(&args));
         assert_eq!(code, 2, "{args:?}");
@@ -235,6 +300,18 @@ fn serve_stops_gracefully_on_sigterm() {
 }
 
 mod raw_http {
+    /// Sends `head` (request line and headers, without `Host` and the blank line) to
+    /// `address`; answers the status and the whole response.
+    pub fn request(address: &str, head: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(stream, "{head}Host: {address}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (status, response)
+    }
+
     /// A tiny blocking GET over a raw socket, to avoid an async runtime in a plain test.
     pub fn get(url: &str) -> u16 {
         use std::io::{Read, Write};
@@ -250,4 +327,122 @@ mod raw_http {
         stream.read_to_string(&mut response).unwrap();
         response.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
+}
+
+/// Reads the secret file the way the server does.
+fn secret_in(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("data/jwt-secret"))
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+/// Whether `token` verifies with `secret`.
+fn verifies(token: &str, secret: &str) -> bool {
+    let mut settings = Settings::defaults();
+    settings.jwt.secret = secret.into();
+    mashangban::auth::Authenticator::new(&settings.jwt)
+        .unwrap()
+        .verify(token.trim())
+        .is_ok()
+}
+
+/// Without a configured secret on SQLite, the first command generates one next to the database
+/// (mode 0600), and `token` and `serve` share it across runs: a token printed before a start is
+/// accepted by the server, and the server keeps the file. The access log clips what clients
+/// send.
+#[test]
+fn without_a_secret_sqlite_generates_one_and_every_command_shares_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, url) = helpers::fresh_sqlite();
+    let args = ["token", "--role", "admin"];
+    let (code, first, stderr) = run(binary().args(args).env("MASHANGBAN_DATABASE_URL", &url));
+    assert_eq!(code, 0, "{stderr}");
+    let file = dir.path().join("data/jwt-secret");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let secret = secret_in(dir.path());
+    assert_eq!(secret.len(), 64, "32 random bytes, hex");
+    assert!(verifies(&first, &secret));
+    let (_, second, _) = run(binary().args(args).env("MASHANGBAN_DATABASE_URL", &url));
+    assert!(verifies(&second, &secret), "the second run reuses the file");
+
+    for _ in 0..2 {
+        let mut child = binary()
+            .env("MASHANGBAN_DATABASE_URL", &url)
+            .env("MASHANGBAN_BIND", "127.0.0.1:0")
+            .env("MASHANGBAN_LOG_FORMAT", "json")
+            .env("MASHANGBAN_MAIL_WORKER", "false")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let ready = lines
+            .by_ref()
+            .map(Result::unwrap)
+            .find(|line| line.contains("mashangban ready"))
+            .expect("server logs readiness");
+        let log: serde_json::Value = serde_json::from_str(&ready).unwrap();
+        let address = log["fields"]["address"].as_str().unwrap().to_string();
+        let (status, _) = raw_http::request(
+            &address,
+            &format!(
+                "GET /api/v1/me HTTP/1.1\r\nAuthorization: Bearer {}\r\n",
+                first.trim()
+            ),
+        );
+        assert_eq!(status, 200, "a token printed before the start is accepted");
+        let long_agent = "A".repeat(4000);
+        let (status, _) = raw_http::request(
+            &address,
+            &format!(
+                "GET /{} HTTP/1.1\r\nUser-Agent: {long_agent}\r\n",
+                "p".repeat(1500)
+            ),
+        );
+        assert_eq!(status, 404);
+        let served = lines
+            .by_ref()
+            .map(Result::unwrap)
+            .find(|line| line.contains("served") && line.contains("\"status\":404"))
+            .expect("access line");
+        assert!(served.len() < 1200, "{} bytes: {served}", served.len());
+        assert!(served.contains("…"), "{served}");
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        child.wait().unwrap();
+        assert_eq!(secret_in(dir.path()), secret, "a restart keeps the secret");
+    }
+}
+
+/// `MASHANGBAN_JWT_SECRET_FILE` (as mounted by an orchestrator, trailing newline and all) sets
+/// the secret; nothing is generated then.
+#[test]
+fn the_secret_can_come_from_a_file() {
+    let (dir, url) = helpers::fresh_sqlite();
+    let file = dir.path().join("secret.txt");
+    std::fs::write(&file, format!("{}\n", helpers::TEST_JWT_SECRET)).unwrap();
+    let (code, token, stderr) = run(binary()
+        .args(["token", "--role", "admin"])
+        .env("MASHANGBAN_DATABASE_URL", &url)
+        .env("MASHANGBAN_JWT_SECRET_FILE", &file));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(verifies(&token, helpers::TEST_JWT_SECRET));
+    assert!(!dir.path().join("data/jwt-secret").exists());
+
+    // A weak secret in a file is refused like any other, without echoing it.
+    std::fs::write(&file, "hunter2\n").unwrap();
+    let (code, _, stderr) = run(binary()
+        .args(["token", "--role", "admin"])
+        .env("MASHANGBAN_DATABASE_URL", &url)
+        .env("MASHANGBAN_JWT_SECRET_FILE", &file));
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("jwt.secret: must be at least 32 bytes"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 }

@@ -26,10 +26,15 @@ pub const OPEN311_KEY_A: &str = "open311-test-key-enterprise-a";
 /// The Open311 API key of a second enterprise, `9144030071526726XG` (self-service channel).
 pub const OPEN311_KEY_B: &str = "open311-test-key-enterprise-b";
 
+/// The HS256 secret of every test server (a strong one: a weak one is refused at start).
+pub const TEST_JWT_SECRET: &str = "test-secret-5f2c9a41-7d3e-4b8a-9c60-e1f3a2b4c5d6";
+
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub address: String,
+    /// `http://127.0.0.1:PORT` of the separate metrics listener, when `metrics.bind` is set.
+    pub metrics_address: Option<String>,
     /// The settings the server runs with.
     pub settings: Settings,
     /// A client without default headers.
@@ -105,6 +110,8 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings.server.shutdown_timeout_secs = 1;
     settings.database.url = database_url.into();
     settings.database.pool_size = 4;
+    // None is shipped; without one, the server would generate one into the data folder.
+    settings.jwt.secret = TEST_JWT_SECRET.into();
     // Mail stays in the outbox table unless a test starts the sender with its own SMTP sink
     // (tests/api/mail.rs); nothing is written to ./data/outbox.
     settings.mail.worker = false;
@@ -147,10 +154,14 @@ pub async fn start(
         .await
         .expect("test server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         settings,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -20,5 +20,6 @@ mod openapi;
 mod ratings;
 mod requests;
 mod schema_parity;
+mod security;
 mod sla;
 mod workflow;
