@@ -26,7 +26,7 @@ use crate::db::{Database, DbSetupError};
 use crate::domain::calendar::Calendar;
 use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
 use crate::http::extract::{self, BodyLimit};
-use crate::http::{Metrics, RouteTable, fallback, metrics, request_id};
+use crate::http::{Metrics, RouteTable, fallback, metrics, nul, request_id};
 use crate::routes::open311::Open311;
 use crate::routes::{self, ApiDoc};
 use crate::sla;
@@ -367,6 +367,7 @@ fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc))
         .route("/docs", web::get().to(docs_redirect))
         .default_service(web::to(fallback::not_routed))
+        .wrap(from_fn(nul::refuse))
         .wrap(from_fn(extract::limit_body))
         .wrap(from_fn(metrics::record))
         .wrap(from_fn(request_id::assign))

@@ -181,6 +181,11 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// Escapes one segment of a JSON pointer (RFC 6901): `~` as `~0`, `/` as `~1`.
+pub fn escape_pointer(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
 /// RFC 9457 problem details, as sent on the wire.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {

@@ -1,9 +1,10 @@
 //! HTTP plumbing shared by every route: request ids and access logs, metrics, the body-size
-//! limit, problem+json for extractor failures, and the 404/405 fallback.
+//! limit, the refusal of NUL characters, problem+json for extractor failures, and the 404/405 fallback.
 
 pub mod extract;
 pub mod fallback;
 pub mod metrics;
+pub mod nul;
 pub mod request_id;
 
 pub use self::fallback::RouteTable;

@@ -13,6 +13,7 @@ mod clocks;
 mod health;
 mod horizon;
 mod http;
+mod limits;
 mod mail;
 mod materials;
 mod open311;
