@@ -58,6 +58,8 @@ pub enum ErrorCode {
     /// The result may not be delivered while deferred materials (容缺) are pending; see
     /// `materials`.
     MaterialsPending,
+    /// Too many requests from this caller in the current window; see `Retry-After`.
+    TooManyRequests,
     /// The database does not answer; retry later.
     DatabaseUnavailable,
     /// Something went wrong on our side; the log has the cause.
@@ -85,6 +87,7 @@ impl ErrorCode {
         ErrorCode::PreconditionRequired,
         ErrorCode::MaterialNotPending,
         ErrorCode::MaterialsPending,
+        ErrorCode::TooManyRequests,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::Internal,
     ];
@@ -110,6 +113,7 @@ impl ErrorCode {
             ErrorCode::PreconditionRequired => "precondition_required",
             ErrorCode::MaterialNotPending => "material_not_pending",
             ErrorCode::MaterialsPending => "materials_pending",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -134,6 +138,7 @@ impl ErrorCode {
             | ErrorCode::MaterialsPending => StatusCode::CONFLICT,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -160,6 +165,7 @@ impl ErrorCode {
             ErrorCode::PreconditionRequired => "If-Match required",
             ErrorCode::MaterialNotPending => "Material not pending",
             ErrorCode::MaterialsPending => "Deferred materials pending",
+            ErrorCode::TooManyRequests => "Too many requests",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
             ErrorCode::Internal => "Internal error",
         }

@@ -1,10 +1,11 @@
 //! HTTP plumbing shared by every route: request ids and access logs, metrics, the body-size
-//! limit, the refusal of NUL characters, problem+json for extractor failures, and the 404/405 fallback.
+//! limit, rate limits, the refusal of NUL characters, problem+json for extractor failures, and the 404/405 fallback.
 
 pub mod extract;
 pub mod fallback;
 pub mod metrics;
 pub mod nul;
+pub mod rate_limit;
 pub mod request_id;
 
 pub use self::fallback::RouteTable;

@@ -18,6 +18,7 @@ mod mail;
 mod materials;
 mod open311;
 mod openapi;
+mod rate_limits;
 mod ratings;
 mod requests;
 mod schema_parity;
