@@ -20,7 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::secret::{self, SecretError};
 use crate::auth::{Authenticator, KeyError};
-use crate::config::{ConfigError, RatingSettings, Settings, SlaSettings};
+use crate::config::{ConfigError, RateLimitSettings, RatingSettings, Settings, SlaSettings};
 use crate::db::calendars::Calendars;
 use crate::db::instances::{self, ServiceInstance};
 use crate::db::requests;
@@ -30,7 +30,7 @@ use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
 use crate::http::extract::{self, BodyLimit};
 use crate::http::metrics::MetricsAccess;
 use crate::http::request_line::{self, UriLimit};
-use crate::http::{Metrics, RouteTable, fallback, metrics, request_id};
+use crate::http::{Metrics, RouteTable, fallback, metrics, nul, rate_limit, request_id};
 use crate::routes::open311::Open311;
 use crate::routes::{self, ApiDoc};
 use crate::sla;
@@ -75,6 +75,7 @@ pub struct Application {
     catalog: web::Data<Catalog>,
     metrics: web::Data<Metrics>,
     sla: SlaSettings,
+    rate_limit: RateLimitSettings,
     horizon_notices: sla::HorizonNotices,
     mailer: Option<crate::notify::Mailer>,
 }
@@ -132,6 +133,7 @@ impl Application {
             open311: web::Data::new(Open311::new(&settings.open311)),
             sla: web::Data::new(settings.sla),
             rating: web::Data::new(settings.rating),
+            rate_limit: web::Data::new(settings.rate_limit),
             body_limit: settings.server.body_limit_bytes,
         };
         let metrics_server = match metrics_bind {
@@ -182,6 +184,7 @@ impl Application {
             catalog,
             metrics,
             sla: settings.sla,
+            rate_limit: settings.rate_limit,
             horizon_notices: sla::HorizonNotices {
                 recipient: settings.mail.admin_email.clone(),
                 lead_days: settings.calendar.horizon_notice_days,
@@ -241,6 +244,12 @@ impl Application {
                 self.metrics.clone(),
             ))
         });
+        let sweeper = self.rate_limit.enabled.then(|| {
+            actix_web::rt::spawn(sweep_rate_limits(
+                self.database.clone(),
+                self.rate_limit.window_secs,
+            ))
+        });
         let mut terminate = signal(SignalKind::terminate())?;
         let stop_signal = Box::pin(async move {
             let term = Box::pin(terminate.recv());
@@ -280,6 +289,9 @@ impl Application {
         }
         if let Some(sender) = sender {
             sender.abort();
+        }
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
         }
         let id = self.instance.id.clone();
         let recorded = actix_web::rt::time::timeout(
@@ -430,6 +442,7 @@ struct SharedState {
     open311: web::Data<Open311>,
     sla: web::Data<SlaSettings>,
     rating: web::Data<RatingSettings>,
+    rate_limit: web::Data<RateLimitSettings>,
     body_limit: usize,
 }
 
@@ -459,6 +472,7 @@ fn app(
         .app_data(state.open311)
         .app_data(state.sla)
         .app_data(state.rating)
+        .app_data(state.rate_limit)
         .app_data(BodyLimit(state.body_limit))
         .app_data(extract::json_config(state.body_limit))
         .app_data(extract::query_config())
@@ -468,12 +482,33 @@ fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc))
         .route("/docs", web::get().to(docs_redirect))
         .default_service(web::to(fallback::not_routed))
+        .wrap(from_fn(nul::refuse))
         .wrap(from_fn(extract::limit_body))
+        .wrap(from_fn(rate_limit::limit))
         // Innermost first: the request line is checked before the body, the route or the
         // database, and the refusal is still counted and logged (with bounded labels).
         .wrap(from_fn(request_line::check))
         .wrap(from_fn(metrics::record))
         .wrap(from_fn(request_id::assign))
+}
+
+/// Deletes the rate-limit rows of windows past, once a window (at most once a minute): rows
+/// of callers gone quiet would otherwise stay forever. Every instance sweeps; the deletes are
+/// idempotent.
+async fn sweep_rate_limits(database: Database, window_secs: u32) {
+    let window = i64::from(window_secs);
+    let every = Duration::from_secs(u64::from(window_secs.max(60)));
+    loop {
+        actix_web::rt::time::sleep(every).await;
+        let before = Utc::now().timestamp() - window;
+        let swept = database
+            .run(move |conn| Ok(crate::db::rate_limits::sweep(conn, before)?))
+            .await;
+        match swept {
+            Ok(rows) => tracing::debug!(rows, "rate-limit rows of past windows swept"),
+            Err(error) => tracing::warn!(%error, "could not sweep rate-limit rows"),
+        }
+    }
 }
 
 async fn docs_redirect() -> HttpResponse {

@@ -38,8 +38,18 @@ const ENV_ALIASES: &[(&str, &str)] = &[("bind", "server.bind")];
 /// Sections of the configuration; an environment variable `MASHANGBAN_<SECTION>_<KEY>` maps to
 /// `[section] key`.
 const SECTIONS: &[&str] = &[
-    "server", "database", "jwt", "catalog", "calendar", "log", "open311", "sla", "rating", "mail",
+    "server",
+    "database",
+    "jwt",
+    "catalog",
+    "calendar",
+    "log",
+    "open311",
+    "sla",
+    "rating",
+    "mail",
     "metrics",
+    "rate_limit",
 ];
 
 /// Keys whose value may come from a file: `MASHANGBAN_<VAR>_FILE=/run/secrets/…` sets the key
@@ -78,6 +88,8 @@ pub struct Settings {
     pub rating: RatingSettings,
     /// Who may read `/metrics`, and where.
     pub metrics: MetricsSettings,
+    /// Rate limits per enterprise, official and client address.
+    pub rate_limit: RateLimitSettings,
 }
 
 /// `[metrics]`: where `/metrics` is served and who may read it (see `docs/security.md`).
@@ -122,6 +134,54 @@ impl MetricsSettings {
         if !self.token.is_empty() {
             if let Some(weakness) = crate::auth::secret::weakness(&self.token) {
                 return Err(ConfigError::key("metrics.token", weakness));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[rate_limit]`: how many requests each caller may make per window (see
+/// `docs/security.md`). Counted in the database, so several instances on one database
+/// share the counts.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Whether requests are limited at all.
+    pub enabled: bool,
+    /// Length of the fixed window, in seconds.
+    pub window_secs: u32,
+    /// Requests per window of one enterprise (the token's `uscc`), all its users together.
+    pub enterprise: u32,
+    /// Requests per window of one official: a clerk, supervisor or administrator (the token's
+    /// `sub`).
+    pub official: u32,
+    /// Requests per window of one client address without a valid token (catalog, Open311,
+    /// docs; health and metrics are never limited). IPv6 addresses count by /64.
+    pub address: u32,
+    /// Take the client address from the last `X-Forwarded-For` entry (set by a reverse proxy
+    /// in front of every instance), not from the connection. Only behind such a proxy: a
+    /// client could otherwise choose its own address.
+    pub trust_forwarded_for: bool,
+}
+
+impl RateLimitSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=86_400).contains(&self.window_secs) {
+            return Err(ConfigError::key(
+                "rate_limit.window_secs",
+                "must be 1 to 86400",
+            ));
+        }
+        for (key, quota) in [
+            ("rate_limit.enterprise", self.enterprise),
+            ("rate_limit.official", self.official),
+            ("rate_limit.address", self.address),
+        ] {
+            if quota == 0 {
+                return Err(ConfigError::key(
+                    key,
+                    "must be at least 1 (set rate_limit.enabled = false to turn limits off)",
+                ));
             }
         }
         Ok(())
@@ -653,6 +713,7 @@ impl Settings {
         self.open311.validate()?;
         self.mail.validate()?;
         self.metrics.validate()?;
+        self.rate_limit.validate()?;
         Ok(())
     }
 
@@ -1001,6 +1062,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("server.max_uri_bytes"), "{err}");
+    }
+
+    #[test]
+    fn rate_limits_are_on_by_default_and_checked() {
+        assert_eq!(env_key_to_path("RATE_LIMIT_ENABLED"), "rate_limit.enabled");
+        assert_eq!(
+            env_key_to_path("RATING_CONTACT_DAYS"),
+            "rating.contact_days"
+        );
+        let settings = Settings::defaults();
+        assert!(settings.rate_limit.enabled);
+        assert_eq!(settings.rate_limit.window_secs, 60);
+        let err = load_with("[rate_limit]\naddress = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rate_limit.address"), "{err}");
+        let err = load_with("[rate_limit]\nwindow_secs = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rate_limit.window_secs"), "{err}");
     }
 
     #[test]

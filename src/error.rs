@@ -60,6 +60,8 @@ pub enum ErrorCode {
     /// The result may not be delivered while deferred materials (容缺) are pending; see
     /// `materials`.
     MaterialsPending,
+    /// Too many requests from this caller in the current window; see `Retry-After`.
+    TooManyRequests,
     /// The database does not answer; retry later.
     DatabaseUnavailable,
     /// Something went wrong on our side; the log has the cause.
@@ -88,6 +90,7 @@ impl ErrorCode {
         ErrorCode::PreconditionRequired,
         ErrorCode::MaterialNotPending,
         ErrorCode::MaterialsPending,
+        ErrorCode::TooManyRequests,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::Internal,
     ];
@@ -114,6 +117,7 @@ impl ErrorCode {
             ErrorCode::PreconditionRequired => "precondition_required",
             ErrorCode::MaterialNotPending => "material_not_pending",
             ErrorCode::MaterialsPending => "materials_pending",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -139,6 +143,7 @@ impl ErrorCode {
             | ErrorCode::MaterialsPending => StatusCode::CONFLICT,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -166,6 +171,7 @@ impl ErrorCode {
             ErrorCode::PreconditionRequired => "If-Match required",
             ErrorCode::MaterialNotPending => "Material not pending",
             ErrorCode::MaterialsPending => "Deferred materials pending",
+            ErrorCode::TooManyRequests => "Too many requests",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
             ErrorCode::Internal => "Internal error",
         }
@@ -185,6 +191,11 @@ pub struct FieldError {
     pub pointer: String,
     /// What is wrong with it.
     pub message: String,
+}
+
+/// Escapes one segment of a JSON pointer (RFC 6901): `~` as `~0`, `/` as `~1`.
+pub fn escape_pointer(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
 }
 
 /// RFC 9457 problem details, as sent on the wire.

@@ -16,6 +16,7 @@ pub mod instances;
 pub mod materials;
 pub mod notifications;
 pub mod open311;
+pub mod rate_limits;
 pub mod ratings;
 pub mod requests;
 pub mod schema;

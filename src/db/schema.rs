@@ -394,6 +394,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Rate-limit counters shared by every instance: one row per bucket.
+    rate_limits (bucket) {
+        /// `enterprise:<uscc>`, `official:<subject>` or `address:<client address>`.
+        bucket -> Text,
+        /// Start of the fixed window counted in, Unix seconds.
+        window_start -> BigInt,
+        /// Requests counted in that window.
+        hits -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     requests,
     tasks,

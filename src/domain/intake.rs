@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::catalog::{Catalog, Channel, Field, FieldType, Matter, Relief};
 use super::request::RequestKind;
 use super::uscc::Uscc;
-use crate::error::FieldError;
+use crate::error::{FieldError, escape_pointer as escape};
 
 /// Top-level keys a submission may carry.
 const KEYS: &[&str] = &[
@@ -25,6 +25,9 @@ const KEYS: &[&str] = &[
     "materials",
     "commitment",
 ];
+
+/// Most materials one submission may declare (the largest bundle asks for far fewer).
+pub const MATERIALS_MAX: usize = 50;
 
 /// Default longest `string` field, in characters.
 const STRING_MAX: usize = 200;
@@ -479,6 +482,13 @@ fn check_materials(
 ) -> Vec<DeclaredMaterial> {
     let items: Vec<Value> = match value {
         None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() > MATERIALS_MAX => {
+            v.add(
+                "/materials",
+                format!("at most {MATERIALS_MAX} materials, not {}", items.len()),
+            );
+            return Vec::new();
+        }
         Some(Value::Array(items)) => items.clone(),
         Some(_) => {
             v.add("/materials", "must be an array of declared materials");
@@ -763,9 +773,4 @@ fn is_phone(text: &str) -> bool {
     all_digits
         && ((digits.len() == 11 && digits.starts_with('1'))
             || (digits.starts_with('0') && (10..=12).contains(&digits.len())))
-}
-
-/// Escapes a JSON pointer segment (RFC 6901).
-fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
 }

@@ -315,6 +315,10 @@ impl ArgumentError {
     }
 }
 
+/// Most `attribute[…]` values one submission may carry (every matter has far fewer fields
+/// and materials); the rest are not read, and the submission is refused.
+pub const ATTRIBUTE_VALUES_MAX: usize = 100;
+
 /// The standard arguments of POST requests that we read (others are ignored).
 pub const STANDARD_ARGUMENTS: &[&str] = &[
     "api_key",
@@ -339,8 +343,21 @@ impl Arguments {
     /// "optional arguments"); names GeoReport does not define are ignored.
     pub fn read<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut args = Arguments::default();
+        let mut attribute_values = 0;
         for (name, value) in pairs {
             if let Some(rest) = name.strip_prefix("attribute[") {
+                attribute_values += 1;
+                if attribute_values > ATTRIBUTE_VALUES_MAX {
+                    if attribute_values == ATTRIBUTE_VALUES_MAX + 1 {
+                        args.malformed.push(ArgumentError::new(
+                            "attribute",
+                            format!(
+                                "at most {ATTRIBUTE_VALUES_MAX} attribute values in one submission"
+                            ),
+                        ));
+                    }
+                    continue;
+                }
                 let (code, many) = match rest.split_once(']') {
                     Some((code, "")) => (code, false),
                     Some((code, "[]")) => (code, true),
@@ -786,6 +803,17 @@ mod tests {
         );
         let bad: Vec<&str> = a.malformed.iter().map(|e| e.argument.as_str()).collect();
         assert_eq!(bad, vec!["attribute[bad", "phone"]);
+    }
+
+    #[test]
+    fn too_many_attribute_values_are_refused_once() {
+        let pairs: Vec<(String, String)> = (0..=ATTRIBUTE_VALUES_MAX + 5)
+            .map(|i| (format!("attribute[field{i}]"), "x".to_string()))
+            .collect();
+        let a = a_of(&pairs);
+        assert_eq!(a.attributes.len(), ATTRIBUTE_VALUES_MAX);
+        let bad: Vec<&str> = a.malformed.iter().map(|e| e.argument.as_str()).collect();
+        assert_eq!(bad, vec!["attribute"]);
     }
 
     fn a_of(pairs: &[(String, String)]) -> Arguments {

@@ -13,7 +13,8 @@ use crate::error::{ApiError, ErrorCode, FieldError};
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-fn too_large(limit: usize) -> ApiError {
+/// 413: the body is larger than `limit` bytes.
+pub(crate) fn too_large(limit: usize) -> ApiError {
     ApiError::new(
         ErrorCode::PayloadTooLarge,
         format!("request body is larger than {limit} bytes"),

@@ -76,6 +76,31 @@ impl RouteTable {
     }
 }
 
+impl RouteTable {
+    /// The name of the path parameter at segment `index` of `path` (counted without the
+    /// leading `/`), when a documented template matches the path and has a parameter there:
+    /// `id` for segment 3 of `/api/v1/requests/{id}`.
+    pub fn parameter_at(&self, path: &str, index: usize) -> Option<String> {
+        let parts = split(path);
+        self.routes
+            .iter()
+            .filter(|route| {
+                route.segments.len() == parts.len()
+                    && route
+                        .segments
+                        .iter()
+                        .zip(&parts)
+                        .all(|(template, part)| segment_matches(template, part))
+            })
+            .find_map(|route| {
+                let template = route.segments.get(index)?;
+                let open = template.find('{')?;
+                let close = template[open..].find('}')?;
+                Some(template[open + 1..open + close].to_string())
+            })
+    }
+}
+
 /// Whether one path segment matches its template: literal text, and `{name}` parameters
 /// that each take at least one character (`{id}`, `services.{format}`,
 /// `{service_code}.{format}`), as actix matches them.

@@ -1,9 +1,12 @@
 //! HTTP plumbing shared by every route: request ids and access logs, metrics, the request-line
-//! and body-size limits, problem+json for extractor failures, and the 404/405 fallback.
+//! and body-size limits, rate limits, the refusal of NUL characters, problem+json for extractor
+//! failures, and the 404/405 fallback.
 
 pub mod extract;
 pub mod fallback;
 pub mod metrics;
+pub mod nul;
+pub mod rate_limit;
 pub mod request_id;
 pub mod request_line;
 

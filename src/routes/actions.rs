@@ -61,7 +61,9 @@ pub struct ActionBody {
     pub action: Action,
     /// Why (refuse, deny, return, reroute, approve_extension).
     pub reason: Option<String>,
-    /// Every missing item, in one notice (request_supplement).
+    /// Every missing item, in one notice (request_supplement): 1 to 50, each 1 to 200
+    /// characters.
+    #[schema(max_items = 50)]
     pub items: Option<Vec<String>>,
     /// Which special procedure (begin_special_procedure).
     pub kind: Option<SpecialProcedure>,
@@ -77,6 +79,9 @@ pub struct ActionBody {
     /// The opinion's note: the conditions, or why not (give_opinion; required unless agree).
     pub note: Option<String>,
 }
+
+/// Most missing items one supplement notice may list.
+pub const SUPPLEMENT_ITEMS_MAX: usize = 50;
 
 fn text(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|t| !t.is_empty())
@@ -114,6 +119,11 @@ fn check(body: &ActionBody) -> Result<Value, ApiError> {
         }
         Action::RequestSupplement => {
             let items = body.items.as_deref().unwrap_or_default();
+            need(
+                items.len() <= SUPPLEMENT_ITEMS_MAX,
+                "/items",
+                &format!("at most {SUPPLEMENT_ITEMS_MAX} items in one notice"),
+            );
             need(
                 !items.is_empty()
                     && items

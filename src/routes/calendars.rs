@@ -568,11 +568,11 @@ pub async fn clear_day(
 #[serde(deny_unknown_fields)]
 pub struct YearBody {
     /// The public holidays, including the weekend days inside a holiday period (at least one).
-    #[schema(required = true, value_type = Vec<String>,
+    #[schema(required = true, value_type = Vec<String>, max_items = 366,
              example = json!(["2027-01-01..2027-01-03", "2027-02-06..2027-02-14"]))]
     pub holidays: Option<serde_json::Value>,
     /// The Saturdays and Sundays that are working days (may be empty).
-    #[schema(required = true, value_type = Vec<String>, example = json!(["2027-02-20"]))]
+    #[schema(required = true, value_type = Vec<String>, max_items = 366, example = json!(["2027-02-20"]))]
     pub working_days: Option<serde_json::Value>,
 }
 
@@ -604,6 +604,9 @@ pub struct LoadedYear {
     pub clocks_moved: usize,
 }
 
+/// Most items in one list of a year body: a year has no more days.
+const YEAR_LIST_MAX: usize = 366;
+
 /// The strings of list `name` of a year body, or its problems.
 fn year_list(
     name: &str,
@@ -621,6 +624,16 @@ fn year_list(
         errors.push(field(&format!("/{name}"), "must be a list of dates"));
         return None;
     };
+    if items.len() > YEAR_LIST_MAX {
+        errors.push(field(
+            &format!("/{name}"),
+            format!(
+                "at most {YEAR_LIST_MAX} items (a year has no more days), not {}",
+                items.len()
+            ),
+        ));
+        return None;
+    }
     let mut strings = Vec::with_capacity(items.len());
     let before = errors.len();
     for (i, item) in items.iter().enumerate() {

@@ -135,5 +135,90 @@ where
 /// The OpenAPI document of the whole route table.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let app = UtoipaApp::from(actix_web::App::new()).openapi(ApiDoc::openapi());
-    register(app).split_for_parts().1
+    let mut doc = register(app).split_for_parts().1;
+    document_limits(&mut doc);
+    doc
+}
+
+/// Paths the rate limits never count (`crate::http::rate_limit`).
+const UNLIMITED_PATHS: &[&str] = &["/health/live", "/health/ready", "/metrics"];
+
+/// The answers the middleware of `crate::http` gives on any route, added to every operation
+/// rather than written on each: `429` (rate limits) on every counted path, and `422` (a NUL
+/// character, `crate::http::nul`) on every operation that takes a parameter or a body and
+/// does not document a `422` of its own.
+fn document_limits(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, Type};
+
+    let problem = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build()
+    };
+    let header = |description: &str, kind: Type| {
+        HeaderBuilder::new()
+            .schema(utoipa::openapi::ObjectBuilder::new().schema_type(kind))
+            .description(Some(description))
+            .build()
+    };
+    let too_many = ResponseBuilder::new()
+        .description(
+            "Too many requests from this enterprise, official or client address in the current \
+             window (`too_many_requests`); nothing was done. See docs/security.md.",
+        )
+        .content("application/problem+json", problem())
+        .header(
+            "Retry-After",
+            header("Seconds until the window ends (RFC 9110)", Type::Integer),
+        )
+        .header(
+            "RateLimit-Policy",
+            header(
+                "The caller's quota: `\"enterprise\";q=600;w=60` (draft-ietf-httpapi-ratelimit-headers-10)",
+                Type::String,
+            ),
+        )
+        .header(
+            "RateLimit",
+            header(
+                "What is left: `\"enterprise\";r=0;t=41` (draft-ietf-httpapi-ratelimit-headers-10)",
+                Type::String,
+            ),
+        )
+        .build();
+    let nul = ResponseBuilder::new()
+        .description(
+            "A path segment, query parameter or body string holds the NUL character (U+0000); \
+             `errors` names it; nothing was done",
+        )
+        .content("application/problem+json", problem())
+        .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let limited = !UNLIMITED_PATHS.contains(&path.as_str());
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let responses = &mut operation.responses.responses;
+            if limited {
+                responses
+                    .entry("429".into())
+                    .or_insert_with(|| too_many.clone().into());
+            }
+            let takes_input = operation.parameters.as_ref().is_some_and(|p| !p.is_empty())
+                || operation.request_body.is_some();
+            if takes_input {
+                responses
+                    .entry("422".into())
+                    .or_insert_with(|| nul.clone().into());
+            }
+        }
+    }
 }

@@ -90,7 +90,8 @@ pub struct Submission {
     /// The matter's form; for a bundle, one form per matter code.
     #[schema(value_type = Object)]
     pub form: Option<serde_json::Value>,
-    /// Materials declared.
+    /// Materials declared (at most 50).
+    #[schema(max_items = 50)]
     pub materials: Option<Vec<DeclaredMaterial>>,
     /// Approval on a signed commitment (告知承诺), where allowed.
     pub commitment: Option<bool>,
