@@ -18,6 +18,7 @@ use utoipa_actix_web::UtoipaApp;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::{Authenticator, KeyError};
+use crate::config::CorsSettings;
 use crate::config::{ConfigError, RatingSettings, Settings, SlaSettings};
 use crate::db::calendars::Calendars;
 use crate::db::instances::{self, ServiceInstance};
@@ -26,7 +27,9 @@ use crate::db::{Database, DbSetupError};
 use crate::domain::calendar::Calendar;
 use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
 use crate::http::extract::{self, BodyLimit};
-use crate::http::{Metrics, RouteTable, fallback, metrics, request_id};
+use crate::http::{
+    Metrics, RouteTable, conditional, cors, fallback, head, metrics, request_id, security,
+};
 use crate::routes::open311::Open311;
 use crate::routes::{self, ApiDoc};
 use crate::sla;
@@ -124,6 +127,7 @@ impl Application {
             sla: web::Data::new(settings.sla),
             rating: web::Data::new(settings.rating),
             body_limit: settings.server.body_limit_bytes,
+            cors: settings.cors.clone(),
         };
         let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
             .disable_signals()
@@ -332,9 +336,14 @@ struct SharedState {
     sla: web::Data<SlaSettings>,
     rating: web::Data<RatingSettings>,
     body_limit: usize,
+    cors: CorsSettings,
 }
 
 /// One worker's application: state, middleware, documented routes, docs UI, fallback.
+///
+/// Middleware, outermost first: request id and access log, metrics (both see the method the
+/// client sent), security headers (on every answer, CORS refusals included), CORS, the body
+/// limit, conditional `GET`, then `HEAD` routed as `GET`.
 fn app(
     state: SharedState,
     doc: utoipa::openapi::OpenApi,
@@ -347,6 +356,7 @@ fn app(
         InitError = (),
     >,
 > {
+    let cors = cors::middleware(&state.cors);
     let app = UtoipaApp::from(App::new())
         .openapi(ApiDoc::openapi())
         .app_data(state.database)
@@ -367,7 +377,12 @@ fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc))
         .route("/docs", web::get().to(docs_redirect))
         .default_service(web::to(fallback::not_routed))
+        .wrap(from_fn(head::as_get))
+        .wrap(from_fn(conditional::not_modified))
         .wrap(from_fn(extract::limit_body))
+        .wrap(cors)
+        .wrap(from_fn(cors::refusals_as_problems))
+        .wrap(from_fn(security::headers))
         .wrap(from_fn(metrics::record))
         .wrap(from_fn(request_id::assign))
 }

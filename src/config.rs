@@ -35,6 +35,7 @@ const ENV_ALIASES: &[(&str, &str)] = &[("bind", "server.bind")];
 /// `[section] key`.
 const SECTIONS: &[&str] = &[
     "server", "database", "jwt", "catalog", "calendar", "log", "open311", "sla", "rating", "mail",
+    "cors",
 ];
 
 /// All settings of one server process.
@@ -61,6 +62,76 @@ pub struct Settings {
     pub mail: MailSettings,
     /// Ratings and rectification.
     pub rating: RatingSettings,
+    /// Cross-origin requests from browser portals (off unless origins are listed).
+    pub cors: CorsSettings,
+}
+
+/// `[cors]`: which browser origins may call the API cross-origin (see
+/// `docs/security-http.md`). No origin listed (the default): no CORS headers at all, and a
+/// preflight is not answered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Origins allowed, exactly as a browser sends them: `https://portal.example.gov.cn`
+    /// (scheme, host, optional port; no path, no `*`).
+    pub allowed_origins: Vec<String>,
+    /// Methods a preflight may ask for.
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for.
+    pub allowed_headers: Vec<String>,
+    /// Response headers the portal's scripts may read.
+    pub exposed_headers: Vec<String>,
+    /// Seconds a browser may cache a preflight's answer.
+    pub max_age_secs: u32,
+}
+
+impl CorsSettings {
+    /// Whether any origin is allowed (CORS is on).
+    pub fn enabled(&self) -> bool {
+        !self.allowed_origins.is_empty()
+    }
+
+    /// Checks that origins are origins, methods methods and headers header names.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for origin in &self.allowed_origins {
+            let bad = |why: &str| {
+                ConfigError::key(
+                    "cors.allowed_origins",
+                    format!("`{origin}` {why}; write an origin like https://portal.example.gov.cn"),
+                )
+            };
+            let url = url::Url::parse(origin).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(bad("is not http or https"));
+            }
+            if url.origin().ascii_serialization() != *origin {
+                return Err(bad(
+                    "is not an origin alone (no path, query, user, trailing slash or `*`)",
+                ));
+            }
+        }
+        for method in &self.allowed_methods {
+            actix_web::http::Method::from_bytes(method.as_bytes()).map_err(|_| {
+                ConfigError::key(
+                    "cors.allowed_methods",
+                    format!("`{method}` is not a method"),
+                )
+            })?;
+        }
+        for (key, names) in [
+            ("cors.allowed_headers", &self.allowed_headers),
+            ("cors.exposed_headers", &self.exposed_headers),
+        ] {
+            for name in names {
+                actix_web::http::header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| ConfigError::key(key, format!("`{name}` is not a header name")))?;
+            }
+        }
+        if self.max_age_secs > 86_400 {
+            return Err(ConfigError::key("cors.max_age_secs", "must be 0 to 86400"));
+        }
+        Ok(())
+    }
 }
 
 /// `[rating]`: the rectification a bad rating opens.
@@ -84,6 +155,9 @@ pub struct MailSettings {
     pub port: u16,
     /// How the SMTP connection is secured.
     pub tls: MailTls,
+    /// A PEM file of CA certificates trusted for the SMTP server, besides the system's store and
+    /// the compiled-in Mozilla roots; empty: none.
+    pub smtp_ca_file: String,
     /// SMTP user; empty: no authentication.
     pub username: String,
     /// SMTP password (a secret: never logged).
@@ -118,6 +192,7 @@ impl fmt::Debug for MailSettings {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls)
+            .field("smtp_ca_file", &self.smtp_ca_file)
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("from", &self.from)
@@ -378,6 +453,12 @@ pub enum LogFormat {
 pub struct Open311Settings {
     /// The `jurisdiction_id` this endpoint serves; empty to ignore the parameter.
     pub jurisdiction_id: String,
+    /// Discovery: how to reach the people who run the endpoint.
+    pub contact: String,
+    /// Discovery: how to obtain an API key.
+    pub key_service: String,
+    /// Discovery: the endpoint's public URL (`https://…/open311/v2`); empty: from the request.
+    pub public_url: String,
     /// The API keys allowed to submit requests, by key.
     #[serde(default)]
     pub api_keys: BTreeMap<String, Open311Client>,
@@ -388,6 +469,9 @@ impl fmt::Debug for Open311Settings {
         // The keys are secrets: show whom they speak for, never the keys themselves.
         f.debug_struct("Open311Settings")
             .field("jurisdiction_id", &self.jurisdiction_id)
+            .field("contact", &self.contact)
+            .field("key_service", &self.key_service)
+            .field("public_url", &self.public_url)
             .field("api_keys", &self.api_keys.values().collect::<Vec<_>>())
             .finish()
     }
@@ -541,6 +625,7 @@ impl Settings {
             .map_err(|e| ConfigError::key("log.level", e))?;
         self.open311.validate()?;
         self.mail.validate()?;
+        self.cors.validate()?;
         Ok(())
     }
 
@@ -572,8 +657,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// The `MASHANGBAN_*` environment as a configuration layer.
 fn environment() -> Env {
     Env::prefixed(ENV_PREFIX)
-        .filter(|key| !key.as_str().starts_with("test_") && !ENV_NOT_KEYS.contains(&key.as_str()))
+        .filter(|key| is_config_key(key.as_str()))
         .map(|key| env_key_to_path(key.as_str()).into())
+}
+
+/// Whether the variable `MASHANGBAN_<key>` is a configuration key: not the test suite's
+/// (`MASHANGBAN_TEST_*`) nor one of [`ENV_NOT_KEYS`]. Figment hands the key over as spelt in
+/// the environment (`CONFIG`), so the comparison ignores case.
+fn is_config_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    !key.starts_with("test_") && !ENV_NOT_KEYS.contains(&key.as_str())
 }
 
 /// `database_pool_size` → `database.pool_size`; aliases first; unknown sections stay
@@ -672,6 +765,57 @@ mod tests {
             "server.body_limit_bytes"
         );
         assert_eq!(env_key_to_path("COLOUR"), "colour");
+    }
+
+    #[test]
+    fn the_config_file_and_test_variables_are_not_keys() {
+        // Figment passes keys as spelt in the environment: upper case.
+        for key in ["CONFIG", "config", "TEST_DATABASE_URL", "test_x"] {
+            assert!(!is_config_key(key), "{key}");
+        }
+        for key in [
+            "DATABASE_URL",
+            "BIND",
+            "CONFIGURATION",
+            "CORS_ALLOWED_ORIGINS",
+        ] {
+            assert!(is_config_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn cors_is_off_by_default_and_checks_origins() {
+        let settings = Settings::defaults();
+        assert!(!settings.cors.enabled());
+        assert!(
+            settings
+                .cors
+                .allowed_headers
+                .iter()
+                .any(|h| h == "Idempotency-Key")
+        );
+        assert_eq!(
+            env_key_to_path("CORS_ALLOWED_ORIGINS"),
+            "cors.allowed_origins"
+        );
+        let on = load_with("[cors]\nallowed_origins = [\"https://portal.example.gov.cn\", \"http://localhost:5173\"]").unwrap();
+        assert!(on.cors.enabled());
+        for origin in [
+            "*",
+            "https://portal.example.gov.cn/",
+            "https://portal.example.gov.cn/app",
+            "ftp://portal.example.gov.cn",
+            "portal.example.gov.cn",
+        ] {
+            let err = load_with(&format!("[cors]\nallowed_origins = [\"{origin}\"]"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cors.allowed_origins"), "{origin}: {err}");
+        }
+        let err = load_with("[cors]\nallowed_headers = [\"bad header\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cors.allowed_headers"), "{err}");
     }
 
     fn load_with(toml: &str) -> Result<Settings, ConfigError> {
