@@ -1143,6 +1143,7 @@ fn date_time_or_empty() -> utoipa::openapi::schema::Schema {
 #[utoipa::path(
     tag = "open311",
     operation_id = "open311_list_requests",
+    security((), ("open311_api_key" = [])),
     params(
         ("format" = inline(Open311Format), Path, description = "Response format"),
         ListParams,
@@ -1204,6 +1205,7 @@ async fn list_doc(
 #[utoipa::path(
     tag = "open311",
     operation_id = "open311_read_request",
+    security((), ("open311_api_key" = [])),
     params(
         ("service_request_id" = String, Path, description = "The request number"),
         ("format" = inline(Open311Format), Path, description = "Response format"),
