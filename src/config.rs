@@ -495,6 +495,19 @@ pub const OPEN311_KEY_MIN_LEN: usize = 16;
 impl Open311Settings {
     /// Checks every key: long enough, and an enterprise that could submit a request.
     fn validate(&self) -> Result<(), ConfigError> {
+        let public_url = self.public_url.trim();
+        if !public_url.is_empty() {
+            let ok = url::Url::parse(public_url)
+                .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+            if !ok {
+                return Err(ConfigError::key(
+                    "open311.public_url",
+                    format!(
+                        "`{public_url}` is not an http(s) URL like https://api.example.gov.cn/open311/v2"
+                    ),
+                ));
+            }
+        }
         for (key, client) in &self.api_keys {
             // The key is a secret: errors name its first characters only.
             let entry = format!("open311.api_keys.{}", shown_key(key));

@@ -202,6 +202,7 @@ where
         .service(ratings::read_case)
         .service(ratings::contact)
         .service(ratings::close)
+        .service(open311::discovery::discovery)
         .service(open311::services)
         .service(open311::definition)
         .service(open311::create)
