@@ -28,6 +28,10 @@ pub const ENV_PREFIX: &str = "MASHANGBAN_";
 /// Variables with the prefix that are not configuration keys.
 const ENV_NOT_KEYS: &[&str] = &["config"];
 
+/// Prefix of the clerks' client's variables (`MASHANGBAN_CLIENT_CONFIG`,
+/// `MASHANGBAN_CLIENT_CA_FILE`): not the server's configuration either.
+const ENV_CLIENT_PREFIX: &str = "client_";
+
 /// Short environment names for keys that live in a section.
 const ENV_ALIASES: &[(&str, &str)] = &[("bind", "server.bind")];
 
@@ -679,7 +683,9 @@ fn environment() -> Env {
 /// the environment (`CONFIG`), so the comparison ignores case.
 fn is_config_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    !key.starts_with("test_") && !ENV_NOT_KEYS.contains(&key.as_str())
+    !key.starts_with("test_")
+        && !key.starts_with(ENV_CLIENT_PREFIX)
+        && !ENV_NOT_KEYS.contains(&key.as_str())
 }
 
 /// `database_pool_size` → `database.pool_size`; aliases first; unknown sections stay
@@ -783,7 +789,14 @@ mod tests {
     #[test]
     fn the_config_file_and_test_variables_are_not_keys() {
         // Figment passes keys as spelt in the environment: upper case.
-        for key in ["CONFIG", "config", "TEST_DATABASE_URL", "test_x"] {
+        for key in [
+            "CONFIG",
+            "config",
+            "TEST_DATABASE_URL",
+            "test_x",
+            "CLIENT_CONFIG",
+            "CLIENT_CA_FILE",
+        ] {
             assert!(!is_config_key(key), "{key}");
         }
         for key in [

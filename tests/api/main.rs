@@ -21,4 +21,5 @@ mod ratings;
 mod requests;
 mod schema_parity;
 mod sla;
+mod tls;
 mod workflow;
