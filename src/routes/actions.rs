@@ -438,7 +438,7 @@ pub async fn act(
         body.task.as_deref(),
     )
     .map_err(|d| denied(d, &id))?;
-    let expected = if_match_revision(&req, "request")?;
+    let expected = if_match_revision(&req, "request", r.revision)?;
     if expected != r.revision {
         return Err(stale(r.revision, &r.status));
     }

@@ -159,7 +159,7 @@ pub async fn supply(
     let at_window = body.get("received_at_window") == Some(&Value::Bool(true));
     let route = material::may_supply(caller(&principal.actor), parties, at_window)
         .map_err(|refusal| refused(refusal, &id))?;
-    let expected = if_match_revision(&req, "request")?;
+    let expected = if_match_revision(&req, "request", r.revision)?;
     if expected != r.revision {
         return Err(stale(r.revision, &r.status));
     }

@@ -383,7 +383,7 @@ pub struct CaseQuery {
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Rows to skip (default 0).
-    #[param(value_type = Option<i64>, minimum = 0)]
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 1_000_000_000)]
     pub offset: Option<i64>,
 }
 
@@ -482,7 +482,7 @@ pub async fn list_cases(
     if !(0..=1_000_000_000).contains(&offset) {
         errors.push(FieldError {
             pointer: "offset".into(),
-            message: "must be 0 or more".into(),
+            message: "must be 0 to 1000000000".into(),
         });
     }
     let scope = case_scope(&principal, unit)?;
@@ -592,7 +592,7 @@ async fn case_step(
         CaseStep::Close => &[Role::Supervisor, Role::Admin],
     })?;
     let case = visible_case(&principal, id.clone(), &db).await?;
-    let expected = if_match_revision(&req, "case")?;
+    let expected = if_match_revision(&req, "case", case.case.revision)?;
     if expected != case.case.revision {
         return Err(stale(&case));
     }

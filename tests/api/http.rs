@@ -225,6 +225,31 @@ async fn if_none_match_answers_304(app: &TestApp) {
     assert_eq!(response.status(), 404);
 }
 
+/// `If-Match` per RFC 9110 §13.1.1: `*` matches the current revision, a list matches if any
+/// member names it; an empty one names none (412).
+async fn if_match_takes_any_and_lists(app: &TestApp) {
+    let request = a_request(app).await;
+    let clerk = app.clerk_token("market".parse().unwrap());
+    let step = |condition: &'static str, action: &'static str| {
+        app.client
+            .post(app.url(&format!("{request}/actions")))
+            .bearer_auth(&clerk)
+            .header("If-Match", condition)
+            .json(&serde_json::json!({ "action": action }))
+            .send()
+    };
+    let response = step("*", "call").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["etag"], "\"r2\"");
+    let response = step("\"r9\", W/\"r2\"", "accept").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response = step("\"r1\", \"r2\"", "start_review").await.unwrap();
+    assert_eq!(response.headers()["etag"], "\"r3\"");
+    assert_eq!(problem(response, 412).await["code"], "precondition_failed");
+    let response = step("", "start_review").await.unwrap();
+    assert_eq!(problem(response, 412).await["code"], "precondition_failed");
+}
+
 async fn security_headers_are_sent(app: &TestApp) {
     let token = app.enterprise_token();
     let admin = app.admin_token();
@@ -294,8 +319,30 @@ on_both_backends!(
     oversized_bodies_are_problem_413,
     head_answers_as_get_without_a_body,
     if_none_match_answers_304,
+    if_match_takes_any_and_lists,
     security_headers_are_sent,
 );
+
+/// `{"bundle": null}` without a matter names nothing to route: 422, not a crash (found by
+/// schemathesis from the intake example).
+#[actix_web::test]
+async fn a_null_bundle_without_a_matter_is_422() {
+    let app = helpers::spawn_sqlite().await;
+    let mut body = crate::requests::matter_body("market.establish");
+    let object = body.as_object_mut().unwrap();
+    object.remove("matter");
+    object.insert("bundle".into(), serde_json::Value::Null);
+    let response = app
+        .client
+        .post(app.url("/api/v1/requests"))
+        .bearer_auth(app.enterprise_token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let body = problem(response, 422).await;
+    assert_eq!(body["errors"][0]["pointer"], "/matter", "{body}");
+}
 
 const PORTAL: &str = "https://portal.example.gov.cn";
 
