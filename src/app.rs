@@ -20,7 +20,9 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::secret::{self, SecretError};
 use crate::auth::{Authenticator, KeyError};
-use crate::config::{ConfigError, RateLimitSettings, RatingSettings, Settings, SlaSettings};
+use crate::config::{
+    ConfigError, CorsSettings, RateLimitSettings, RatingSettings, Settings, SlaSettings,
+};
 use crate::db::calendars::Calendars;
 use crate::db::instances::{self, ServiceInstance};
 use crate::db::requests;
@@ -30,7 +32,10 @@ use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
 use crate::http::extract::{self, BodyLimit};
 use crate::http::metrics::MetricsAccess;
 use crate::http::request_line::{self, UriLimit};
-use crate::http::{Metrics, RouteTable, fallback, metrics, nul, rate_limit, request_id};
+use crate::http::{
+    Metrics, RouteTable, conditional, cors, fallback, head, metrics, nul, rate_limit, request_id,
+    security,
+};
 use crate::routes::open311::Open311;
 use crate::routes::{self, ApiDoc};
 use crate::sla;
@@ -135,6 +140,7 @@ impl Application {
             rating: web::Data::new(settings.rating),
             rate_limit: web::Data::new(settings.rate_limit),
             body_limit: settings.server.body_limit_bytes,
+            cors: settings.cors.clone(),
         };
         let metrics_server = match metrics_bind {
             None => None,
@@ -444,9 +450,14 @@ struct SharedState {
     rating: web::Data<RatingSettings>,
     rate_limit: web::Data<RateLimitSettings>,
     body_limit: usize,
+    cors: CorsSettings,
 }
 
 /// One worker's application: state, middleware, documented routes, docs UI, fallback.
+///
+/// Middleware, outermost first: request id and access log, metrics (both see the method the
+/// client sent), security headers (on every answer, CORS refusals included), CORS, the body
+/// limit, conditional `GET`, then `HEAD` routed as `GET`.
 fn app(
     state: SharedState,
     doc: utoipa::openapi::OpenApi,
@@ -459,6 +470,7 @@ fn app(
         InitError = (),
     >,
 > {
+    let cors = cors::middleware(&state.cors);
     let app = UtoipaApp::from(App::new())
         .openapi(ApiDoc::openapi())
         .app_data(state.database)
@@ -482,12 +494,17 @@ fn app(
         .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc))
         .route("/docs", web::get().to(docs_redirect))
         .default_service(web::to(fallback::not_routed))
+        .wrap(from_fn(head::as_get))
+        .wrap(from_fn(conditional::not_modified))
         .wrap(from_fn(nul::refuse))
         .wrap(from_fn(extract::limit_body))
         .wrap(from_fn(rate_limit::limit))
+        .wrap(cors)
+        .wrap(from_fn(cors::refusals_as_problems))
         // Innermost first: the request line is checked before the body, the route or the
         // database, and the refusal is still counted and logged (with bounded labels).
         .wrap(from_fn(request_line::check))
+        .wrap(from_fn(security::headers))
         .wrap(from_fn(metrics::record))
         .wrap(from_fn(request_id::assign))
 }

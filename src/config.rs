@@ -32,6 +32,10 @@ pub const ENV_PREFIX: &str = "MASHANGBAN_";
 /// Variables with the prefix that are not configuration keys.
 const ENV_NOT_KEYS: &[&str] = &["config"];
 
+/// Prefix of the clerks' client's variables (`MASHANGBAN_CLIENT_CONFIG`,
+/// `MASHANGBAN_CLIENT_CA_FILE`): not the server's configuration either.
+const ENV_CLIENT_PREFIX: &str = "client_";
+
 /// Short environment names for keys that live in a section.
 const ENV_ALIASES: &[(&str, &str)] = &[("bind", "server.bind")];
 
@@ -50,6 +54,7 @@ const SECTIONS: &[&str] = &[
     "mail",
     "metrics",
     "rate_limit",
+    "cors",
 ];
 
 /// Keys whose value may come from a file: `MASHANGBAN_<VAR>_FILE=/run/secrets/…` sets the key
@@ -90,6 +95,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Rate limits per enterprise, official and client address.
     pub rate_limit: RateLimitSettings,
+    /// Cross-origin requests from browser portals (off unless origins are listed).
+    pub cors: CorsSettings,
 }
 
 /// `[metrics]`: where `/metrics` is served and who may read it (see `docs/security.md`).
@@ -188,6 +195,74 @@ impl RateLimitSettings {
     }
 }
 
+/// `[cors]`: which browser origins may call the API cross-origin (see
+/// `docs/security.md`). No origin listed (the default): no CORS headers at all, and a
+/// preflight is not answered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Origins allowed, exactly as a browser sends them: `https://portal.example.gov.cn`
+    /// (scheme, host, optional port; no path, no `*`).
+    pub allowed_origins: Vec<String>,
+    /// Methods a preflight may ask for.
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for.
+    pub allowed_headers: Vec<String>,
+    /// Response headers the portal's scripts may read.
+    pub exposed_headers: Vec<String>,
+    /// Seconds a browser may cache a preflight's answer.
+    pub max_age_secs: u32,
+}
+
+impl CorsSettings {
+    /// Whether any origin is allowed (CORS is on).
+    pub fn enabled(&self) -> bool {
+        !self.allowed_origins.is_empty()
+    }
+
+    /// Checks that origins are origins, methods methods and headers header names.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for origin in &self.allowed_origins {
+            let bad = |why: &str| {
+                ConfigError::key(
+                    "cors.allowed_origins",
+                    format!("`{origin}` {why}; write an origin like https://portal.example.gov.cn"),
+                )
+            };
+            let url = url::Url::parse(origin).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(bad("is not http or https"));
+            }
+            if url.origin().ascii_serialization() != *origin {
+                return Err(bad(
+                    "is not an origin alone (no path, query, user, trailing slash or `*`)",
+                ));
+            }
+        }
+        for method in &self.allowed_methods {
+            actix_web::http::Method::from_bytes(method.as_bytes()).map_err(|_| {
+                ConfigError::key(
+                    "cors.allowed_methods",
+                    format!("`{method}` is not a method"),
+                )
+            })?;
+        }
+        for (key, names) in [
+            ("cors.allowed_headers", &self.allowed_headers),
+            ("cors.exposed_headers", &self.exposed_headers),
+        ] {
+            for name in names {
+                actix_web::http::header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| ConfigError::key(key, format!("`{name}` is not a header name")))?;
+            }
+        }
+        if self.max_age_secs > 86_400 {
+            return Err(ConfigError::key("cors.max_age_secs", "must be 0 to 86400"));
+        }
+        Ok(())
+    }
+}
+
 /// `[rating]`: the rectification a bad rating opens.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,6 +284,9 @@ pub struct MailSettings {
     pub port: u16,
     /// How the SMTP connection is secured.
     pub tls: MailTls,
+    /// A PEM file of CA certificates trusted for the SMTP server, besides the system's store and
+    /// the compiled-in Mozilla roots; empty: none.
+    pub smtp_ca_file: String,
     /// SMTP user; empty: no authentication.
     pub username: String,
     /// SMTP password (a secret: never logged).
@@ -243,6 +321,7 @@ impl fmt::Debug for MailSettings {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls)
+            .field("smtp_ca_file", &self.smtp_ca_file)
             .field("username", &self.username)
             .field("password", &"<redacted>")
             .field("from", &self.from)
@@ -520,6 +599,12 @@ pub enum LogFormat {
 pub struct Open311Settings {
     /// The `jurisdiction_id` this endpoint serves; empty to ignore the parameter.
     pub jurisdiction_id: String,
+    /// Discovery: how to reach the people who run the endpoint.
+    pub contact: String,
+    /// Discovery: how to obtain an API key.
+    pub key_service: String,
+    /// Discovery: the endpoint's public URL (`https://…/open311/v2`); empty: from the request.
+    pub public_url: String,
     /// The API keys allowed to submit requests, by key.
     #[serde(default)]
     pub api_keys: BTreeMap<String, Open311Client>,
@@ -530,6 +615,9 @@ impl fmt::Debug for Open311Settings {
         // The keys are secrets: show whom they speak for, never the keys themselves.
         f.debug_struct("Open311Settings")
             .field("jurisdiction_id", &self.jurisdiction_id)
+            .field("contact", &self.contact)
+            .field("key_service", &self.key_service)
+            .field("public_url", &self.public_url)
             .field("api_keys", &self.api_keys.values().collect::<Vec<_>>())
             .finish()
     }
@@ -553,6 +641,19 @@ pub const OPEN311_KEY_MIN_LEN: usize = 16;
 impl Open311Settings {
     /// Checks every key: long enough, and an enterprise that could submit a request.
     fn validate(&self) -> Result<(), ConfigError> {
+        let public_url = self.public_url.trim();
+        if !public_url.is_empty() {
+            let ok = url::Url::parse(public_url)
+                .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some());
+            if !ok {
+                return Err(ConfigError::key(
+                    "open311.public_url",
+                    format!(
+                        "`{public_url}` is not an http(s) URL like https://api.example.gov.cn/open311/v2"
+                    ),
+                ));
+            }
+        }
         for (key, client) in &self.api_keys {
             // The key is a secret: errors name its first characters only.
             let entry = format!("open311.api_keys.{}", shown_key(key));
@@ -714,6 +815,7 @@ impl Settings {
         self.mail.validate()?;
         self.metrics.validate()?;
         self.rate_limit.validate()?;
+        self.cors.validate()?;
         Ok(())
     }
 
@@ -789,16 +891,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// The `MASHANGBAN_*` environment as a configuration layer.
 fn environment() -> Env {
     Env::prefixed(ENV_PREFIX)
-        .filter(|key| {
-            let key = key.as_str().to_ascii_lowercase();
-            !key.starts_with("test_")
-                && !ENV_NOT_KEYS.contains(&key.as_str())
-                // `<NAME>_FILE` of a secret is read by `secret_files`, not a key of its own.
-                && !SECRET_FILE_KEYS
-                    .iter()
-                    .any(|(name, _)| key == format!("{}_file", name.to_ascii_lowercase()))
-        })
+        .filter(|key| is_config_key(key.as_str()))
         .map(|key| env_key_to_path(key.as_str()).into())
+}
+
+/// Whether the variable `MASHANGBAN_<key>` is a configuration key: not the test suite's
+/// (`MASHANGBAN_TEST_*`) nor one of [`ENV_NOT_KEYS`]. Figment hands the key over as spelt in
+/// the environment (`CONFIG`), so the comparison ignores case.
+fn is_config_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    !key.starts_with("test_")
+        && !key.starts_with(ENV_CLIENT_PREFIX)
+        && !ENV_NOT_KEYS.contains(&key.as_str())
+        // `<NAME>_FILE` of a secret is read by `secret_files`, not a key of its own.
+        && !SECRET_FILE_KEYS
+            .iter()
+            .any(|(name, _)| key == format!("{}_file", name.to_ascii_lowercase()))
 }
 
 /// `database_pool_size` → `database.pool_size`; aliases first; unknown sections stay
@@ -897,6 +1005,64 @@ mod tests {
             "server.body_limit_bytes"
         );
         assert_eq!(env_key_to_path("COLOUR"), "colour");
+    }
+
+    #[test]
+    fn the_config_file_and_test_variables_are_not_keys() {
+        // Figment passes keys as spelt in the environment: upper case.
+        for key in [
+            "CONFIG",
+            "config",
+            "TEST_DATABASE_URL",
+            "test_x",
+            "CLIENT_CONFIG",
+            "CLIENT_CA_FILE",
+        ] {
+            assert!(!is_config_key(key), "{key}");
+        }
+        for key in [
+            "DATABASE_URL",
+            "BIND",
+            "CONFIGURATION",
+            "CORS_ALLOWED_ORIGINS",
+        ] {
+            assert!(is_config_key(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn cors_is_off_by_default_and_checks_origins() {
+        let settings = Settings::defaults();
+        assert!(!settings.cors.enabled());
+        assert!(
+            settings
+                .cors
+                .allowed_headers
+                .iter()
+                .any(|h| h == "Idempotency-Key")
+        );
+        assert_eq!(
+            env_key_to_path("CORS_ALLOWED_ORIGINS"),
+            "cors.allowed_origins"
+        );
+        let on = load_with("[cors]\nallowed_origins = [\"https://portal.example.gov.cn\", \"http://localhost:5173\"]").unwrap();
+        assert!(on.cors.enabled());
+        for origin in [
+            "*",
+            "https://portal.example.gov.cn/",
+            "https://portal.example.gov.cn/app",
+            "ftp://portal.example.gov.cn",
+            "portal.example.gov.cn",
+        ] {
+            let err = load_with(&format!("[cors]\nallowed_origins = [\"{origin}\"]"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cors.allowed_origins"), "{origin}: {err}");
+        }
+        let err = load_with("[cors]\nallowed_headers = [\"bad header\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cors.allowed_headers"), "{err}");
     }
 
     fn load_with(toml: &str) -> Result<Settings, ConfigError> {

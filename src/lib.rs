@@ -14,3 +14,4 @@ pub mod notify;
 pub mod routes;
 pub mod sla;
 pub mod telemetry;
+pub mod tls;

@@ -1,5 +1,8 @@
 //! Logging: `tracing` with a readable or JSON format. Request spans carry the request id, so
-//! every line logged while serving a request names it.
+//! every line logged while serving a request names it. The readable format is coloured only
+//! when stderr is a terminal: a log file or journald gets plain text, no ANSI escapes.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
@@ -13,6 +16,7 @@ pub fn init(settings: &LogSettings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_span_events(FmtSpan::NONE)
         .with_target(false);
     let _ = match settings.format {

@@ -13,18 +13,23 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::config::{self, AuditHead};
-use super::http::Http;
 use super::render::text;
 use super::{Failure, problem};
 
 /// Runs `verify` with the login in `path`; `reset_anchor` leaves the saved head out.
-pub fn verify(path: &Path, reset_anchor: bool, json: bool) -> Result<String, Failure> {
+/// `ca_file` is the global `--ca-file`, overriding the login's.
+pub fn verify(
+    path: &Path,
+    reset_anchor: bool,
+    ca_file: Option<&Path>,
+    json: bool,
+) -> Result<String, Failure> {
     let mut login = config::load(path)?;
     let anchor = match &login.audit_head {
         Some(head) if !reset_anchor => Some(checked(path, head)?.clone()),
         _ => None,
     };
-    let http = Http::new(&login.server, &login.token);
+    let http = super::connect(&login, ca_file)?;
     let query = match &anchor {
         Some(head) => format!("?anchor_seq={}&anchor_hash={}", head.seq, head.hash),
         None => String::new(),

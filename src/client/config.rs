@@ -24,6 +24,10 @@ pub struct Login {
     pub server: String,
     /// The bearer token.
     pub token: String,
+    /// A PEM file of CA certificates trusted for `server` besides the system's and the
+    /// compiled-in roots (`login --ca-file`); the global `--ca-file` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// The audit chain's head at the last `verify` that found it intact on this server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_head: Option<AuditHead>,
@@ -209,6 +213,7 @@ mod tests {
         Login {
             server: "http://127.0.0.1:8080".into(),
             token: "eyJhbGciOiJIUzI1NiJ9.e30.sig".into(),
+            ca_file: None,
             audit_head: None,
         }
     }
@@ -230,6 +235,7 @@ mod tests {
         let other = Login {
             server: "https://msb.example.gov.cn".into(),
             token: "t2".into(),
+            ca_file: Some(PathBuf::from("/etc/mashangban/intranet-ca.pem")),
             audit_head: Some(AuditHead {
                 seq: 42,
                 hash: "ab".repeat(32),

@@ -9,8 +9,16 @@
 //! Every answer, whatever its status, comes back as a [`Reply`]; deciding what a status means
 //! is the caller's job (see [`super::problem`]). Redirects are not followed: the bearer token
 //! is never sent anywhere but the server that was logged in to.
+//!
+//! An `https://` server's certificate must chain to the compiled-in Mozilla roots, the
+//! system's store or the `--ca-file` (see [`crate::tls`]): a government intranet's own CA is
+//! installed in the system store or named with `--ca-file`.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use serde_json::Value;
 
@@ -56,9 +64,36 @@ pub struct Http {
 }
 
 impl Http {
-    /// A client for `server` (`http://host:port`, no trailing slash) with `token`.
+    /// A client for `server` (`http://host:port`, no trailing slash) with `token`, trusting the
+    /// compiled-in and the system's CA certificates.
     pub fn new(server: &str, token: &str) -> Self {
+        Self::with_ca_file(server, token, None).expect("no CA file to refuse")
+    }
+
+    /// [`Http::new`], also trusting the certificates of the PEM file `ca_file`; a file that
+    /// cannot be read or holds no CA certificate is refused (exit status 2), naming it.
+    pub fn with_ca_file(
+        server: &str,
+        token: &str,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, Failure> {
+        // Only an https server needs roots: plain http skips reading the system's store.
+        let https = server.starts_with("https://");
+        let extra = match (https, ca_file) {
+            (false, None) => Vec::new(),
+            (false, Some(file)) => crate::tls::ca_file(file).map_err(Failure::usage)?,
+            (true, file) => crate::tls::extra_roots(file).map_err(Failure::usage)?,
+        };
+        let roots: Vec<Certificate<'static>> = crate::tls::compiled_in_roots()
+            .iter()
+            .chain(&extra)
+            .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+            .collect();
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::Specific(Arc::new(roots)))
+            .build();
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_connect(Some(Duration::from_secs(10)))
@@ -66,11 +101,11 @@ impl Http {
             .user_agent(format!("mashangban-client/{}", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Self {
+        Ok(Self {
             agent,
             server: server.trim_end_matches('/').to_string(),
             token: token.to_string(),
-        }
+        })
     }
 
     /// The server's base URL.

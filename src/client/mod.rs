@@ -89,6 +89,17 @@ pub struct ClientArgs {
     )]
     pub config_file: Option<PathBuf>,
 
+    /// A PEM file of CA certificates to trust for an https server, besides the system's store
+    /// and the compiled-in roots (a government intranet's own CA). `login` saves it with the
+    /// login; given later, it overrides the saved one.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "MASHANGBAN_CLIENT_CA_FILE"
+    )]
+    pub ca_file: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: ClientCommand,
@@ -315,7 +326,9 @@ pub fn execute(args: ClientArgs) -> Result<String, Failure> {
     let path = config::resolve(args.config_file.as_deref())?;
     let json = args.json;
     match args.command {
-        ClientCommand::Login { server, token } => login(&path, &server, &token, json),
+        ClientCommand::Login { server, token } => {
+            login(&path, &server, &token, args.ca_file.as_deref(), json)
+        }
         ClientCommand::Logout => {
             let head = config::load(&path).ok().and_then(|login| login.audit_head);
             Ok(match (config::remove(&path)?, head) {
@@ -328,11 +341,13 @@ pub fn execute(args: ClientArgs) -> Result<String, Failure> {
                 (false, _) => format!("Not logged in (no {}).\n", path.display()),
             })
         }
-        ClientCommand::Verify { reset_anchor } => audit::verify(&path, reset_anchor, json),
+        ClientCommand::Verify { reset_anchor } => {
+            audit::verify(&path, reset_anchor, args.ca_file.as_deref(), json)
+        }
         command => {
             let login = config::load(&path)?;
             let session = Session {
-                http: Http::new(&login.server, &login.token),
+                http: connect(&login, args.ca_file.as_deref())?,
                 json,
             };
             session.run(command)
@@ -340,7 +355,22 @@ pub fn execute(args: ClientArgs) -> Result<String, Failure> {
     }
 }
 
-fn login(path: &std::path::Path, server: &str, token: &str, json: bool) -> Result<String, Failure> {
+/// The connection of a saved login; `ca_file` (the global `--ca-file`) overrides the saved one.
+pub(crate) fn connect(login: &Login, ca_file: Option<&std::path::Path>) -> Result<Http, Failure> {
+    Http::with_ca_file(
+        &login.server,
+        &login.token,
+        ca_file.or(login.ca_file.as_deref()),
+    )
+}
+
+fn login(
+    path: &std::path::Path,
+    server: &str,
+    token: &str,
+    ca_file: Option<&std::path::Path>,
+    json: bool,
+) -> Result<String, Failure> {
     let server = server_url(server)?;
     let token = if token == "-" {
         let mut line = String::new();
@@ -357,7 +387,7 @@ fn login(path: &std::path::Path, server: &str, token: &str, json: bool) -> Resul
             "--token: not a token (empty, or with spaces in it)",
         ));
     }
-    let http = Http::new(&server, &token);
+    let http = Http::with_ca_file(&server, &token, ca_file)?;
     let reply = http.get("/api/v1/me")?;
     if !reply.ok() {
         return Err(problem::failure(&reply, &server));
@@ -373,6 +403,11 @@ fn login(path: &std::path::Path, server: &str, token: &str, json: bool) -> Resul
         &Login {
             server: server.clone(),
             token,
+            // Saved absolute, so later commands find it from any folder.
+            ca_file: ca_file
+                .map(std::path::absolute)
+                .transpose()
+                .map_err(|e| Failure::usage(format!("--ca-file: {e}")))?,
             audit_head,
         },
     )?;

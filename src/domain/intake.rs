@@ -133,7 +133,10 @@ pub fn check(catalog: &Catalog, body: &Value, uscc: &Uscc) -> Result<Intake, Vec
                 (RequestKind::Matter, String::new(), vec![], vec![])
             }
             (None, None) => {
-                if !object.contains_key("matter") && !object.contains_key("bundle") {
+                // `null` is not given: `{"bundle": null}` without a matter names nothing to
+                // route (a non-string already has its own error).
+                let given = |key: &str| object.get(key).is_some_and(|value| !value.is_null());
+                if !given("matter") && !given("bundle") {
                     v.add(
                         "/matter",
                         "required: the code of a matter (or `bundle` for a bundle)",

@@ -91,9 +91,12 @@ pub async fn limit_body(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
-/// The revision named by `If-Match: "r<n>"` (a weak `W/` prefix is tolerated): `428` without
-/// the header, `412` when it names no revision. `what` names the resource in the message.
-pub fn if_match_revision(req: &HttpRequest, what: &str) -> Result<i32, ApiError> {
+/// The revision `If-Match` expects, given the `current` one (RFC 9110 §13.1.1): `*` and a list
+/// naming `current` (`"r3"`; a weak `W/` prefix is tolerated) expect `current`; a list naming
+/// only other revisions expects the first of them (the caller answers 412 with the current
+/// `ETag`). `428` without the header, `412` when it names no revision. `what` names the
+/// resource in the message.
+pub fn if_match_revision(req: &HttpRequest, what: &str, current: i32) -> Result<i32, ApiError> {
     let value = req
         .headers()
         .get(actix_web::http::header::IF_MATCH)
@@ -103,16 +106,26 @@ pub fn if_match_revision(req: &HttpRequest, what: &str) -> Result<i32, ApiError>
                 format!("send If-Match with the ETag of the {what} as you read it"),
             )
         })?;
-    value
-        .to_str()
-        .ok()
-        .map(|v| v.trim().trim_start_matches("W/"))
-        .and_then(|v| {
-            v.strip_prefix("\"r")?
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(current);
+    }
+    let named: Vec<i32> = text
+        .split(',')
+        .filter_map(|tag| {
+            tag.trim()
+                .trim_start_matches("W/")
+                .strip_prefix("\"r")?
                 .strip_suffix('"')?
                 .parse::<i32>()
                 .ok()
         })
+        .collect();
+    named
+        .iter()
+        .find(|&&revision| revision == current)
+        .or(named.first())
+        .copied()
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::PreconditionFailed,

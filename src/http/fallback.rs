@@ -1,12 +1,14 @@
 //! What answers when no route matches: 405 with `Allow` when the path exists for other
 //! methods, 404 otherwise; both as problem+json. The table comes from the OpenAPI document,
-//! which is generated from the registered routes, so the two cannot disagree.
+//! which is generated from the registered routes, so the two cannot disagree. `HEAD` is
+//! allowed wherever `GET` is (see [`super::head`]), though the document lists `GET` only.
 
 use actix_web::http::header::{ALLOW, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 use utoipa::openapi::OpenApi;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::http::head::HeadRequest;
 
 /// One documented path template and the methods it answers.
 #[derive(Debug, Clone)]
@@ -44,6 +46,9 @@ impl RouteTable {
                 .filter(|m| value.get(**m).is_some())
                 .map(|m| m.to_ascii_uppercase())
                 .collect();
+                if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+                    methods.push("HEAD".into());
+                }
                 methods.sort();
                 Route {
                     segments: split(path),
@@ -132,13 +137,14 @@ pub async fn not_routed(req: HttpRequest, table: web::Data<RouteTable>) -> HttpR
     match table.allowed(req.path()) {
         Some(methods) => {
             let allow = methods.join(", ");
+            // A `HEAD` is routed as `GET`: name the method the client sent.
+            let method = match req.extensions().get::<HeadRequest>() {
+                Some(_) => "HEAD".to_string(),
+                None => req.method().to_string(),
+            };
             ApiError::new(
                 ErrorCode::MethodNotAllowed,
-                format!(
-                    "{} is not supported on {}; use {allow}",
-                    req.method(),
-                    req.path()
-                ),
+                format!("{method} is not supported on {}; use {allow}", req.path()),
             )
             .with_header(
                 ALLOW,

@@ -1,14 +1,19 @@
-//! HTTP plumbing shared by every route: request ids and access logs, metrics, the request-line
-//! and body-size limits, rate limits, the refusal of NUL characters, problem+json for extractor
-//! failures, and the 404/405 fallback.
+//! HTTP plumbing shared by every route: request ids and access logs, metrics, security
+//! headers and CORS, the request-line and body-size limits, rate limits, the refusal of NUL
+//! characters, `HEAD` and conditional `GET`, problem+json for extractor failures, and the
+//! 404/405 fallback.
 
+pub mod conditional;
+pub mod cors;
 pub mod extract;
 pub mod fallback;
+pub mod head;
 pub mod metrics;
 pub mod nul;
 pub mod rate_limit;
 pub mod request_id;
 pub mod request_line;
+pub mod security;
 
 pub use self::fallback::RouteTable;
 pub use self::metrics::Metrics;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{FileTransport, SmtpTransport, Transport as _};
 
 use crate::config::{ConfigError, MailSettings, MailTls};
@@ -82,14 +82,34 @@ impl Transport {
                 dir,
             });
         }
+        // Trusted: the compiled-in Mozilla roots, the system's store, `mail.smtp_ca_file`.
+        let extra_roots = match settings.tls {
+            MailTls::None => Vec::new(),
+            _ => crate::tls::extra_roots(
+                Some(settings.smtp_ca_file.trim())
+                    .filter(|f| !f.is_empty())
+                    .map(std::path::Path::new),
+            )
+            .map_err(|e| ConfigError::key("mail.smtp_ca_file", e))?,
+        };
         let tls = |mode: fn(TlsParameters) -> Tls| {
-            TlsParameters::new(host.to_string())
+            let mut builder = TlsParameters::builder(host.to_string())
+                .certificate_store(CertificateStore::WebpkiRoots);
+            for root in &extra_roots {
+                let root = Certificate::from_der(root.to_vec()).map_err(|e| {
+                    ConfigError::key("mail.smtp_ca_file", format!("unusable CA certificate: {e}"))
+                })?;
+                builder = builder.add_root_certificate(root);
+            }
+            builder
+                .build()
                 .map(mode)
                 .map_err(|e| ConfigError::key("mail.tls", format!("cannot set up TLS: {e}")))
         };
         let (tls, mode) = match settings.tls {
             MailTls::None => (Tls::None, "none"),
             MailTls::Starttls => (tls(Tls::Required)?, "starttls"),
+
             MailTls::Tls => (tls(Tls::Wrapper)?, "tls"),
         };
         let mut builder = SmtpTransport::builder_dangerous(host)
@@ -203,5 +223,42 @@ mod tests {
         let failure = message(&row("not an address"), &from).unwrap_err();
         assert!(failure.permanent);
         assert!(!failure.reason.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod trust_tests {
+    use super::*;
+
+    fn smtp(ca_file: &str) -> MailSettings {
+        let mut settings = crate::config::Settings::defaults().mail;
+        settings.host = "smtp.example.gov.cn".into();
+        settings.tls = MailTls::Starttls;
+        settings.smtp_ca_file = ca_file.into();
+        settings
+    }
+
+    #[test]
+    fn the_smtp_ca_file_is_loaded_or_named() {
+        assert!(Transport::new(&smtp("")).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        let file = dir.path().join("intranet-ca.pem");
+        std::fs::write(&file, ca.pem()).unwrap();
+        assert!(Transport::new(&smtp(file.to_str().unwrap())).is_ok());
+
+        let missing = dir.path().join("nope.pem");
+        let Err(err) = Transport::new(&smtp(missing.to_str().unwrap())) else {
+            panic!("a missing CA file is refused");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("mail.smtp_ca_file") && err.contains("nope.pem"),
+            "{err}"
+        );
     }
 }

@@ -408,7 +408,7 @@ fn result_of(
         ("id" = String, Path, description = "Request id"),
         ("If-Match" = String, Header, description = "The ETag of the request as read, e.g. \"r3\"")
     ),
-    request_body = ActionBody,
+    request_body(content = ActionBody, example = json!({"action": "call"})),
     responses(
         (status = 200, description = "Done; the request as it is now", body = crate::routes::requests::RequestView,
          headers(("ETag" = String, description = "The new revision"))),
@@ -448,7 +448,7 @@ pub async fn act(
         body.task.as_deref(),
     )
     .map_err(|d| denied(d, &id))?;
-    let expected = if_match_revision(&req, "request")?;
+    let expected = if_match_revision(&req, "request", r.revision)?;
     if expected != r.revision {
         return Err(stale(r.revision, &r.status));
     }

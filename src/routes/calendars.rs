@@ -498,7 +498,7 @@ async fn change(
         ("code" = String, Path, description = "Calendar code, e.g. cn-shanghai"),
         ("date" = String, Path, format = Date, description = "The date, YYYY-MM-DD")
     ),
-    request_body = DayBody,
+    request_body(content = DayBody, example = json!({"kind": "holiday"})),
     responses(
         (status = 200, description = "The day as stored, and how many clocks moved", body = StoredDay),
         (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -665,7 +665,10 @@ fn year_list(
         ("code" = String, Path, description = "Calendar code, e.g. cn-shanghai"),
         ("year" = i32, Path, minimum = 1900, maximum = 9999, description = "The year, e.g. 2027")
     ),
-    request_body = YearBody,
+    request_body(content = YearBody, example = json!({
+        "holidays": ["2027-01-01..2027-01-03", "2027-02-06..2027-02-14"],
+        "working_days": ["2027-02-20"]
+    })),
     responses(
         (status = 200, description = "The year as loaded, the horizon, and how many clocks moved", body = LoadedYear),
         (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),

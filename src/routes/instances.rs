@@ -46,6 +46,7 @@ impl From<instances::ServiceInstance> for Instance {
 /// The 50 most recent server starts, newest first (admin only).
 #[utoipa::path(
     tag = "operations",
+    operation_id = "instances_list",
     security(("bearer" = [])),
     responses((status = 200, description = "Recent starts", body = Vec<Instance>), crate::routes::AuthFailures)
 )]

@@ -105,7 +105,10 @@ fn matters_of<'a>(catalog: &'a Catalog, record: &RequestRecord) -> (RequestKind,
         ("id" = String, Path, description = "Request id"),
         ("If-Match" = String, Header, description = "The ETag of the request as read, e.g. \"r3\"")
     ),
-    request_body = SuppliedMaterial,
+    request_body(content = SuppliedMaterial, example = json!({
+        "code": "premises_proof", "name": "lease.pdf", "size_bytes": 48213,
+        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    })),
     responses(
         (status = 200, description = "Supplied; the request as it is now", body = crate::routes::requests::RequestView,
          headers(("ETag" = String, description = "The new revision"))),
@@ -156,7 +159,7 @@ pub async fn supply(
     let at_window = body.get("received_at_window") == Some(&Value::Bool(true));
     let route = material::may_supply(caller(&principal.actor), parties, at_window)
         .map_err(|refusal| refused(refusal, &id))?;
-    let expected = if_match_revision(&req, "request")?;
+    let expected = if_match_revision(&req, "request", r.revision)?;
     if expected != r.revision {
         return Err(stale(r.revision, &r.status));
     }

@@ -22,7 +22,10 @@ pub mod requests;
 pub mod sla;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, RefOr, Required, Type};
 use utoipa::{IntoResponses, Modify, OpenApi};
 use utoipa_actix_web::UtoipaApp;
 
@@ -35,10 +38,12 @@ use crate::error::Problem;
         title = "mashangban 马上办",
         description = "Enterprise service requests of a district government service centre. \
                        Errors are RFC 9457 problem+json with a stable `code`.",
-        license(name = "MIT", identifier = "MIT")
+        license(name = "MIT", identifier = "MIT"),
+        contact(name = "Putuo District Service Centre, 马上办", email = "open311@putuo.sh.gov.cn")
     ),
+    servers((url = "/", description = "This server (the document is served by the API it describes)")),
     components(schemas(Problem, crate::error::ErrorCode, crate::error::FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Open311ApiKey),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "operations", description = "Metrics and server instances"),
@@ -66,6 +71,79 @@ impl Modify for BearerAuth {
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// Declares the `open311_api_key` security scheme: GeoReport's `api_key`.
+struct Open311ApiKey;
+
+impl Modify for Open311ApiKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "open311_api_key",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "api_key",
+                "Open311 GeoReport v2 API key, one per enterprise ([open311.api_keys], \
+                 docs/open311.md). Optional on the reads, in the query string; required to \
+                 submit, where GeoReport puts it in the form body (the `api_key` field).",
+            ))),
+        );
+    }
+}
+
+/// Documents `X-Request-Id` on every operation: accepted on the request, always answered.
+/// Applied by [`openapi`] once the registrations have added the paths.
+struct RequestIdHeader;
+
+/// What `X-Request-Id` is, for the document.
+const REQUEST_ID_DOC: &str = "Correlates the request with the server's log lines. A client's \
+     own id is kept when it is 1 to 128 letters, digits or `-_.:`; otherwise the server makes one \
+     (a UUID v7). Always echoed on the response.";
+
+impl Modify for RequestIdHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let text = || ObjectBuilder::new().schema_type(Type::String).build();
+        let parameter = ParameterBuilder::new()
+            .name("X-Request-Id")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(REQUEST_ID_DOC))
+            .schema(Some(text()))
+            .build();
+        let header = HeaderBuilder::new()
+            .schema(text())
+            .description(Some(
+                "The request's id: the client's, if acceptable, else the server's",
+            ))
+            .build();
+        let add = |operation: &mut Operation| {
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(parameter.clone());
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response
+                        .headers
+                        .insert("X-Request-Id".into(), header.clone());
+                }
+            }
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add(operation);
+            }
+        }
     }
 }
 
@@ -124,6 +202,7 @@ where
         .service(ratings::read_case)
         .service(ratings::contact)
         .service(ratings::close)
+        .service(open311::discovery::discovery)
         .service(open311::services)
         .service(open311::definition)
         .service(open311::create)
@@ -137,6 +216,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let app = UtoipaApp::from(actix_web::App::new()).openapi(ApiDoc::openapi());
     let mut doc = register(app).split_for_parts().1;
     document_limits(&mut doc);
+    RequestIdHeader.modify(&mut doc);
     doc
 }
 
@@ -212,8 +292,11 @@ fn document_limits(doc: &mut utoipa::openapi::OpenApi) {
                     .entry("429".into())
                     .or_insert_with(|| too_many.clone().into());
             }
-            let takes_input = operation.parameters.as_ref().is_some_and(|p| !p.is_empty())
-                || operation.request_body.is_some();
+            // Headers do not count: the HTTP parser refuses a NUL in a header with 400.
+            let takes_input = operation.parameters.as_ref().is_some_and(|p| {
+                p.iter()
+                    .any(|p| p.parameter_in != utoipa::openapi::path::ParameterIn::Header)
+            }) || operation.request_body.is_some();
             if takes_input {
                 responses
                     .entry("422".into())

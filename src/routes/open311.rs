@@ -9,6 +9,8 @@
 //! `POST /api/v1/requests`: [`crate::domain::intake::check`], [`super::requests::plan`],
 //! [`crate::db::requests::create`]. `docs/open311.md` explains the mapping and the choices.
 
+pub mod discovery;
+
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
@@ -48,6 +50,9 @@ const WINDOW_DAYS: i64 = 90;
 pub struct Open311 {
     jurisdiction_id: String,
     keys: HashMap<[u8; 32], Submitter>,
+    contact: String,
+    key_service: String,
+    public_url: String,
 }
 
 impl Open311 {
@@ -70,6 +75,9 @@ impl Open311 {
         Self {
             jurisdiction_id: settings.jurisdiction_id.trim().to_string(),
             keys,
+            contact: settings.contact.trim().to_string(),
+            key_service: settings.key_service.trim().to_string(),
+            public_url: settings.public_url.trim().trim_end_matches('/').to_string(),
         }
     }
 
@@ -1143,6 +1151,7 @@ fn date_time_or_empty() -> utoipa::openapi::schema::Schema {
 #[utoipa::path(
     tag = "open311",
     operation_id = "open311_list_requests",
+    security((), ("open311_api_key" = [])),
     params(
         ("format" = inline(Open311Format), Path, description = "Response format"),
         ListParams,
@@ -1204,6 +1213,7 @@ async fn list_doc(
 #[utoipa::path(
     tag = "open311",
     operation_id = "open311_read_request",
+    security((), ("open311_api_key" = [])),
     params(
         ("service_request_id" = String, Path, description = "The request number"),
         ("format" = inline(Open311Format), Path, description = "Response format"),

@@ -82,6 +82,7 @@ fn clerk_unit(principal: &Principal) -> Result<UnitCode, ApiError> {
 /// The caller's unit's open tasks, earliest due first (clerks).
 #[utoipa::path(
     tag = "queue",
+    operation_id = "queue_list",
     security(("bearer" = [])),
     responses((status = 200, description = "The queue", body = Queue), crate::routes::AuthFailures)
 )]

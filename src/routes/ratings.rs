@@ -174,7 +174,7 @@ fn role_and_unit(actor: &Actor) -> (&'static str, Option<String>) {
     tag = "ratings",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Request id")),
-    request_body = RatingBody,
+    request_body(content = RatingBody, example = json!({"level": 5, "comment": "当天办结，很方便 / done the same day"})),
     responses(
         (status = 201, description = "Rated", body = RatingView),
         (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -592,7 +592,7 @@ async fn case_step(
         CaseStep::Close => &[Role::Supervisor, Role::Admin],
     })?;
     let case = visible_case(&principal, id.clone(), &db).await?;
-    let expected = if_match_revision(&req, "case")?;
+    let expected = if_match_revision(&req, "case", case.case.revision)?;
     if expected != case.case.revision {
         return Err(stale(&case));
     }
@@ -739,7 +739,7 @@ fn stale(case: &Case) -> ApiError {
         ("id" = String, Path, description = "Case id"),
         ("If-Match" = String, Header, description = "The case's ETag as read, e.g. \"r1\"")
     ),
-    request_body = NoteBody,
+    request_body(content = NoteBody, example = json!({"note": "已电话联系企业，说明补正要求 / called the enterprise about what to supply"})),
     responses(
         (status = 200, description = "Contacted", body = CaseView),
         (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
@@ -794,7 +794,7 @@ pub async fn contact(
         ("id" = String, Path, description = "Case id"),
         ("If-Match" = String, Header, description = "The case's ETag as read, e.g. \"r2\"")
     ),
-    request_body = CloseBody,
+    request_body(content = CloseBody, example = json!({"note": "窗口已增加叫号提醒 / the window now calls numbers aloud"})),
     responses(
         (status = 200, description = "Closed", body = CaseView),
         (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),

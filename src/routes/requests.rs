@@ -664,7 +664,17 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 #[utoipa::path(
     tag = "requests",
     security(("bearer" = [])),
-    request_body = Submission,
+    request_body(content = Submission, example = json!({
+        "matter": "tax.registration",
+        "channel": "online",
+        "applicant": {"name": "上海马上办科技有限公司", "uscc": "91350100M000100Y43"},
+        "contact_email": "office@example.com",
+        "form": {"taxpayer_type": "small_scale"},
+        "materials": [{"code": "business_licence", "name": "licence.pdf",
+            "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "size_bytes": 48213}],
+        "commitment": false
+    })),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 hours (per enterprise)")),
     responses(
         (status = 201, description = "Created and routed (or the replay of the first answer)", body = RequestView,
@@ -877,6 +887,7 @@ fn parse_filters(query: &ListQuery) -> Result<(Filters, i64), ApiError> {
 /// supervisor its unit's or (district-wide) all; newest first.
 #[utoipa::path(
     tag = "requests",
+    operation_id = "requests_list",
     security(("bearer" = [])),
     params(ListQuery),
     responses(

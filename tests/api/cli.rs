@@ -446,3 +446,69 @@ fn the_secret_can_come_from_a_file() {
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
+
+/// `MASHANGBAN_CONFIG=PATH` names a file, as `--config PATH` does (and is not a key itself).
+#[test]
+fn the_config_file_can_be_named_in_the_environment() {
+    let (dir, url) = helpers::fresh_sqlite();
+    let file = dir.path().join("mashangban.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[jwt]\nissuer = \"from-the-file\"\nsecret = \"{}\"\n",
+            helpers::TEST_JWT_SECRET
+        ),
+    )
+    .unwrap();
+    let (code, stdout, stderr) = run(binary()
+        .args(["token", "--role", "admin"])
+        .env("MASHANGBAN_CONFIG", &file)
+        .env("MASHANGBAN_DATABASE_URL", &url));
+    assert_eq!(code, 0, "{stderr}");
+    let mut settings = Settings::defaults();
+    settings.jwt.issuer = "from-the-file".into();
+    settings.jwt.secret = helpers::TEST_JWT_SECRET.into();
+    let principal = mashangban::auth::Authenticator::new(&settings.jwt)
+        .unwrap()
+        .verify(stdout.trim());
+    assert!(
+        principal.is_ok(),
+        "the file's issuer is used: {principal:?}"
+    );
+    // A file that is not there is named, as with --config.
+    let (code, _, stderr) = run(binary()
+        .args(["token", "--role", "admin"])
+        .env("MASHANGBAN_CONFIG", "/nonexistent/m.toml"));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("/nonexistent/m.toml"), "{stderr}");
+}
+
+/// Human-format logs written to a pipe or a file carry no ANSI colour codes.
+#[test]
+fn human_logs_to_a_pipe_have_no_colour_codes() {
+    let (_dir, url) = helpers::fresh_sqlite();
+    let mut child = binary()
+        .env("MASHANGBAN_DATABASE_URL", &url)
+        .env("MASHANGBAN_BIND", "127.0.0.1:0")
+        .env("MASHANGBAN_LOG_FORMAT", "human")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|line| line.contains("mashangban ready"));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let _ = child.wait();
+    let ready = ready.expect("server logs readiness");
+    assert!(!ready.contains('\x1b'), "{ready:?}");
+    assert!(ready.contains("INFO"), "{ready:?}");
+    for line in rest {
+        assert!(!line.contains("\x1b["), "{line:?}");
+    }
+}

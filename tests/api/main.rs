@@ -24,4 +24,5 @@ mod requests;
 mod schema_parity;
 mod security;
 mod sla;
+mod tls;
 mod workflow;

@@ -905,6 +905,7 @@ on_both_backends!(
     listing_is_scoped_and_filtered,
     one_request_reads_back_and_tokens_map_to_it,
     statuses_map_to_open_and_closed,
+    discovery_names_the_endpoint_in_both_formats,
 );
 
 /// By default no key is configured, so every submission is refused.
@@ -961,4 +962,101 @@ async fn a_third_party_georeport_client_works() {
     // What it submitted is there for the enterprise.
     let page = rest_requests(&app, &app.enterprise_token()).await;
     assert_eq!(page["total"], 1, "{page}");
+}
+
+/// The discovery document, as GeoReport describes it, in both formats; public.
+async fn discovery_names_the_endpoint_in_both_formats(app: &TestApp) {
+    let response = app.get("/open311/v2/discovery.json", None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let doc: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(doc["changeset"], "2026-11-29 00:00");
+    assert_eq!(doc["contact"], app.settings.open311.contact.as_str());
+    assert_eq!(
+        doc["key_service"],
+        app.settings.open311.key_service.as_str()
+    );
+    let endpoints = doc["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    let endpoint = &endpoints[0];
+    assert_eq!(
+        endpoint["specification"],
+        "http://wiki.open311.org/GeoReport_v2"
+    );
+    assert_eq!(endpoint["type"], "production");
+    assert_eq!(endpoint["changeset"], doc["changeset"]);
+    assert_eq!(
+        endpoint["formats"],
+        serde_json::json!(["text/xml", "application/json"])
+    );
+    // Without a configured public_url, the URL is this server's, and it serves the services.
+    let url = endpoint["url"].as_str().unwrap();
+    assert_eq!(url, format!("{}/open311/v2", app.address));
+    let services = app
+        .client
+        .get(format!("{url}/services.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(services.status(), 200);
+
+    let response = app.get("/open311/v2/discovery.xml", None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/xml; charset=utf-8"
+    );
+    let root = parse_xml(&response.text().await.unwrap());
+    assert_eq!(root.name, "discovery");
+    assert_eq!(
+        root.names(),
+        ["changeset", "contact", "key_service", "endpoints"]
+    );
+    assert_eq!(root.child("changeset").text, "2026-11-29 00:00");
+    let endpoints = root.child("endpoints").all("endpoint");
+    assert_eq!(endpoints.len(), 1);
+    let endpoint = endpoints[0];
+    assert_eq!(
+        endpoint.names(),
+        ["specification", "url", "changeset", "type", "formats"]
+    );
+    assert_eq!(
+        endpoint.child("specification").text,
+        "http://wiki.open311.org/GeoReport_v2"
+    );
+    assert_eq!(endpoint.child("url").text, url);
+    assert_eq!(endpoint.child("type").text, "production");
+    let formats: Vec<&str> = endpoint
+        .child("formats")
+        .all("format")
+        .iter()
+        .map(|f| f.text.as_str())
+        .collect();
+    assert_eq!(formats, ["text/xml", "application/json"]);
+
+    // Another suffix is GeoReport's 404.
+    let response = app.get("/open311/v2/discovery.csv", None).await;
+    assert_eq!(response.status(), 404);
+}
+
+/// A configured public_url is what discovery names.
+#[actix_web::test]
+async fn discovery_names_the_configured_public_url() {
+    let (dir, url) = crate::helpers::fresh_sqlite();
+    let mut settings = crate::helpers::test_settings(&url);
+    settings.open311.public_url = "https://api.putuo.sh.gov.cn/open311/v2/".into();
+    let app = crate::helpers::start(settings, Some(dir), None).await;
+    let doc: serde_json::Value = app
+        .get("/open311/v2/discovery.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["endpoints"][0]["url"],
+        "https://api.putuo.sh.gov.cn/open311/v2"
+    );
 }

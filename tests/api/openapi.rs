@@ -126,3 +126,59 @@ async fn documented_api_is_browsable() {
         "bearer"
     );
 }
+
+/// Every operation has its own operationId (code generators and validators need them unique),
+/// documents `X-Request-Id` both ways, and the document names its server and GeoReport's key.
+#[actix_web::test]
+async fn operations_are_unique_and_documented() {
+    let app = spawn_sqlite().await;
+    let doc: serde_json::Value = app
+        .get("/api-docs/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            if let Some(other) = seen.insert(id.to_string(), format!("{method} {path}")) {
+                panic!("operationId `{id}` is used by {other} and {method} {path}");
+            }
+            let parameters = operation["parameters"].as_array().unwrap();
+            assert!(
+                parameters
+                    .iter()
+                    .any(|p| p["name"] == "X-Request-Id" && p["in"] == "header"),
+                "{method} {path}"
+            );
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                assert!(
+                    response["headers"]["X-Request-Id"].is_object(),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    assert!(seen.len() >= 40, "{}", seen.len());
+    assert_eq!(doc["servers"][0]["url"], "/");
+    let key = &doc["components"]["securitySchemes"]["open311_api_key"];
+    assert_eq!(key["type"], "apiKey");
+    assert_eq!(key["in"], "query");
+    assert_eq!(key["name"], "api_key");
+
+    // "Try it out" starts from a valid body on the operations that take one.
+    for (path, method) in [
+        ("/api/v1/requests", "post"),
+        ("/api/v1/requests/{id}/actions", "post"),
+        ("/api/v1/requests/{id}/materials", "post"),
+        ("/api/v1/requests/{id}/rating", "post"),
+        ("/api/v1/calendars/{code}/days/{date}", "put"),
+        ("/api/v1/calendars/{code}/years/{year}", "put"),
+    ] {
+        let body = &doc["paths"][path][method]["requestBody"]["content"]["application/json"];
+        assert!(body["example"].is_object(), "{method} {path}: {body}");
+    }
+}
