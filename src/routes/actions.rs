@@ -288,20 +288,16 @@ fn refused(refused: Refused) -> ApiError {
                 None => error,
             }
         }
-        Refused::Blocked(blocked @ DecisionBlocked::Outstanding(_)) => {
-            let DecisionBlocked::Outstanding(missing) = &blocked else {
-                unreachable!()
-            };
-            let missing = json!(missing);
-            ApiError::new(ErrorCode::OpinionsOutstanding, blocked.to_string())
-                .with_extension("missing", missing)
-        }
-        Refused::Blocked(blocked @ DecisionBlocked::Unanswered(_)) => {
-            ApiError::validation(vec![FieldError {
+        Refused::Blocked(blocked) => match &blocked {
+            DecisionBlocked::Outstanding(missing) => {
+                ApiError::new(ErrorCode::OpinionsOutstanding, blocked.to_string())
+                    .with_extension("missing", json!(missing))
+            }
+            DecisionBlocked::Unanswered(_) => ApiError::validation(vec![FieldError {
                 pointer: "/reason".into(),
                 message: blocked.to_string(),
-            }])
-        }
+            }]),
+        },
     }
 }
 
@@ -396,11 +392,12 @@ fn result_of(
 
 /// Take one step on a request.
 ///
-/// Enterprises `withdraw` and `supplement` their own requests; clerks of a responsible unit
-/// `call`, `accept`, `refuse`, `request_supplement`, `start_review`,
-/// `begin_special_procedure` / `end_special_procedure`, `approve` / `deny`, `complete`,
-/// `deliver`, `return`; the service centre `reroute`s returned requests; a supervisor of the
-/// lead unit `approve_extension`. Every step lands in the audit trail.
+/// Enterprises `withdraw` and `supplement` their own requests; clerks of the lead unit `call`,
+/// `accept`, `refuse`, `request_supplement`, `complete`, `deliver`, `return`, and on a single
+/// matter `start_review`, the special procedures, `approve` / `deny` (once every co-unit's
+/// opinion is in); a co-unit reviews and `give_opinion`s on its own task; on a bundle each
+/// unit reviews and decides its own task; the service centre `reroute`s returned requests; a
+/// supervisor of the lead unit `approve_extension`. Every step lands in the audit trail.
 #[utoipa::path(
     tag = "requests",
     security(("bearer" = [])),
@@ -413,8 +410,9 @@ fn result_of(
         (status = 200, description = "Done; the request as it is now", body = crate::routes::requests::RequestView,
          headers(("ETag" = String, description = "The new revision"))),
         (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such request for this caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not possible in the current state; `state` and `allowed` say what is", body = Problem,
+        (status = 404, description = "No such request for this caller: another enterprise's, or one the caller's unit has no task on", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not possible in the current state (`action_not_allowed`: `state` and `allowed` say what is); \
+                                      `opinions_outstanding` (`missing` names the co-units); `materials_pending`", body = Problem,
          content_type = "application/problem+json"),
         (status = 412, description = "Someone else changed the request first", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
