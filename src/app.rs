@@ -139,6 +139,7 @@ impl Application {
             sla: web::Data::new(settings.sla),
             rating: web::Data::new(settings.rating),
             rate_limit: web::Data::new(settings.rate_limit),
+            local_counts: web::Data::new(rate_limit::LocalCounts::default()),
             body_limit: settings.server.body_limit_bytes,
             cors: settings.cors.clone(),
         };
@@ -250,7 +251,8 @@ impl Application {
                 self.metrics.clone(),
             ))
         });
-        let sweeper = self.rate_limit.enabled.then(|| {
+        let shared_counts = self.database.backend() == crate::db::Backend::Postgres;
+        let sweeper = (self.rate_limit.enabled && shared_counts).then(|| {
             actix_web::rt::spawn(sweep_rate_limits(
                 self.database.clone(),
                 self.rate_limit.window_secs,
@@ -449,6 +451,7 @@ struct SharedState {
     sla: web::Data<SlaSettings>,
     rating: web::Data<RatingSettings>,
     rate_limit: web::Data<RateLimitSettings>,
+    local_counts: web::Data<rate_limit::LocalCounts>,
     body_limit: usize,
     cors: CorsSettings,
 }
@@ -485,6 +488,7 @@ fn app(
         .app_data(state.sla)
         .app_data(state.rating)
         .app_data(state.rate_limit)
+        .app_data(state.local_counts)
         .app_data(BodyLimit(state.body_limit))
         .app_data(extract::json_config(state.body_limit))
         .app_data(extract::query_config())

@@ -14,7 +14,7 @@
 mod principal;
 pub mod secret;
 
-pub use self::principal::{Actor, Principal, Role};
+pub use self::principal::{Actor, Principal, Role, Verified};
 
 use std::collections::HashMap;
 use std::time::Duration;

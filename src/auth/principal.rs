@@ -4,7 +4,7 @@ use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -72,6 +72,11 @@ impl Actor {
         }
     }
 }
+
+/// A caller verified earlier in this request (by the rate limiter), kept in the request's
+/// extensions so that the token is verified once per request.
+#[derive(Debug, Clone)]
+pub struct Verified(pub Principal);
 
 /// The verified caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +167,9 @@ impl FromRequest for Principal {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
+    if let Some(Verified(principal)) = req.extensions().get::<Verified>() {
+        return Ok(principal.clone());
+    }
     let authenticator = req
         .app_data::<web::Data<Authenticator>>()
         .ok_or_else(|| ApiError::internal("Authenticator missing from app data"))?;

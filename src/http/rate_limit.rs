@@ -4,9 +4,14 @@
 //! Each request falls in one bucket: an enterprise's token counts for its `uscc` (all its
 //! users together), an official's token (clerk, supervisor, administrator) for its `sub`, and
 //! a request without a valid token for its client address (IPv6 by /64). Health and metrics
-//! are never counted. The count is a fixed window of `rate_limit.window_secs` kept in the
-//! `rate_limits` table ([`crate::db::rate_limits::hit`]: one upsert on the blocking pool), so
-//! several instances on one PostgreSQL share it.
+//! are never counted. The count is a fixed window of `rate_limit.window_secs`. On PostgreSQL it
+//! is kept in the `rate_limits` table ([`crate::db::rate_limits::hit`]: one upsert on the
+//! blocking pool), so several instances on one database share it. On SQLite — one instance per
+//! database file, the zero-setup deployment — it is kept in the process ([`LocalCounts`]): an
+//! upsert per request would make every read a write, queued behind SQLite's single writer.
+//!
+//! A token verified here is kept in the request's extensions, so the handler's
+//! [`crate::auth::Principal`] extractor does not verify it a second time.
 //!
 //! Answers carry the headers of draft-ietf-httpapi-ratelimit-headers-10 (September 2025):
 //! `RateLimit-Policy: "enterprise";q=600;w=60` (the quota and window of the bucket's class)
@@ -18,19 +23,22 @@
 //! open; the handler then reports the database itself): an outage of the counter store must
 //! not take the service down with it.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::{HttpMessage, ResponseError, web};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{Actor, Authenticator};
+use crate::auth::{Actor, Authenticator, Verified};
 use crate::config::RateLimitSettings;
-use crate::db::{Database, rate_limits};
+use crate::db::rate_limits::{self, Hit};
+use crate::db::{Backend, Database};
 use crate::error::{ApiError, ErrorCode};
 
 /// `RateLimit-Policy`: the quota policy of the caller's bucket.
@@ -128,6 +136,61 @@ fn window_start(now: i64, window: i64) -> i64 {
     now - now.rem_euclid(window)
 }
 
+/// Buckets held before the windows that have ended are swept out of [`LocalCounts`].
+const LOCAL_SWEEP_AT: usize = 10_000;
+
+/// The counts of a single instance, in its memory: the SQLite deployment's counter store.
+#[derive(Debug, Default)]
+pub struct LocalCounts {
+    inner: Mutex<Local>,
+}
+
+#[derive(Debug, Default)]
+struct Local {
+    /// Bucket key → (window start, requests in it).
+    windows: HashMap<String, (i64, i64)>,
+    /// Size at which the ended windows are swept next (doubles while they are all current, so
+    /// a flood of new buckets costs a sweep per doubling, not per request).
+    sweep_at: usize,
+}
+
+impl LocalCounts {
+    /// Counts one request of `bucket` in the window starting at `window_start`, the way
+    /// [`rate_limits::hit`] does in the database: a newer window starts again at one, and a
+    /// request stamped with an older window counts in the newer one.
+    pub fn hit(&self, bucket: &str, window_start: i64) -> Hit {
+        let mut local = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if local.windows.len() >= local.sweep_at.max(LOCAL_SWEEP_AT) {
+            local.windows.retain(|_, (start, _)| *start >= window_start);
+            local.sweep_at = local.windows.len().saturating_mul(2);
+        }
+        let entry = local
+            .windows
+            .entry(bucket.to_owned())
+            .or_insert((window_start, 0));
+        if entry.0 >= window_start {
+            entry.1 += 1;
+        } else {
+            *entry = (window_start, 1);
+        }
+        Hit {
+            window_start: entry.0,
+            hits: entry.1,
+        }
+    }
+
+    /// Buckets held now.
+    pub fn len(&self) -> usize {
+        let local = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        local.windows.len()
+    }
+
+    /// Whether no bucket is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The headers of an answer: `RateLimit-Policy`, `RateLimit`, and for a refusal
 /// `Retry-After`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +270,11 @@ fn bucket_of(req: &ServiceRequest, settings: &RateLimitSettings) -> Option<Bucke
             .ok()
     });
     match verified {
-        Some(principal) => Some(Bucket::of_actor(&principal.actor, &principal.subject)),
+        Some(principal) => {
+            let bucket = Bucket::of_actor(&principal.actor, &principal.subject);
+            req.extensions_mut().insert(Verified(principal));
+            Some(bucket)
+        }
         None => client_address(req, settings).map(Bucket::of_address),
     }
 }
@@ -234,10 +301,16 @@ pub async fn limit(
     };
     let now = Utc::now().timestamp();
     let start = window_start(now, i64::from(settings.window_secs));
-    let key = bucket.key.clone();
-    let counted = database
-        .run(move |conn| Ok(rate_limits::hit(conn, &key, start)?))
-        .await;
+    let local = req.app_data::<web::Data<LocalCounts>>().cloned();
+    let counted = match (database.backend(), local) {
+        (Backend::Sqlite, Some(local)) => Ok(local.hit(&bucket.key, start)),
+        _ => {
+            let key = bucket.key.clone();
+            database
+                .run(move |conn| Ok(rate_limits::hit(conn, &key, start)?))
+                .await
+        }
+    };
     let hit = match counted {
         Ok(hit) => hit,
         Err(error) => {
@@ -311,6 +384,38 @@ mod tests {
         assert_eq!((v.state.as_str(), v.reset), ("\"enterprise\";r=0;t=30", 30));
         // A lagging clock never gives a reset past the window.
         assert_eq!(Verdict::new(Class::Address, &s, 1, 180, 150).reset, 60);
+    }
+
+    #[test]
+    fn local_counts_follow_the_database_rule() {
+        let counts = LocalCounts::default();
+        assert_eq!(counts.hit("a", 120).hits, 1);
+        assert_eq!(counts.hit("a", 120).hits, 2);
+        assert_eq!(counts.hit("b", 120).hits, 1);
+        // A new window starts again at one.
+        let hit = counts.hit("a", 180);
+        assert_eq!((hit.window_start, hit.hits), (180, 1));
+        // A request stamped with an older window (a lagging clock) counts in the newer one.
+        let hit = counts.hit("a", 120);
+        assert_eq!((hit.window_start, hit.hits), (180, 2));
+    }
+
+    #[test]
+    fn local_counts_sweep_ended_windows_and_stay_bounded() {
+        let counts = LocalCounts::default();
+        for i in 0..LOCAL_SWEEP_AT {
+            counts.hit(&format!("old{i}"), 60);
+        }
+        assert_eq!(counts.len(), LOCAL_SWEEP_AT);
+        // The next request of a new window sweeps every bucket of the ended one.
+        counts.hit("new", 120);
+        assert_eq!(counts.len(), 1);
+        // A flood within one window is swept per doubling, and nothing current is lost.
+        for i in 0..(3 * LOCAL_SWEEP_AT) {
+            counts.hit(&format!("now{i}"), 120);
+        }
+        assert_eq!(counts.len(), 3 * LOCAL_SWEEP_AT + 1);
+        assert_eq!(counts.hit("new", 120).hits, 2);
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! Rate limits per enterprise, official and client address, counted in the database: the
-//! limit trips with 429 and the RateLimit headers, two instances on one database share the
-//! count, health and metrics are never limited. Each test lowers the quotas for itself.
+//! Rate limits per enterprise, official and client address: the limit trips with 429 and the
+//! RateLimit headers on both backends, two instances on one PostgreSQL share the count, SQLite
+//! counts in the process and writes nothing, health and metrics are never limited. Each test
+//! lowers the quotas for itself.
 
 use mashangban::config::Settings;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, fresh_postgres, fresh_sqlite, problem, start, test_settings};
+use crate::helpers::{
+    TestApp, connect, fresh_postgres, fresh_sqlite, problem, start, test_settings,
+};
 
 /// Which database the servers of a test share.
 #[derive(Clone, Copy)]
@@ -130,6 +133,31 @@ async fn two_instances_share_the_count(backend: Backend) {
     assert_eq!((served, refused), (6, 8));
 }
 
+/// On SQLite (one instance per file) the counts live in the process: a read stays a read,
+/// never an upsert queued behind the single writer, and the limit trips all the same.
+async fn sqlite_counts_in_the_process_and_writes_nothing() {
+    let apps = servers(Backend::Sqlite, 1)
+        .await
+        .expect("SQLite needs no setup");
+    let app = &apps[0];
+    let token = app.enterprise_token();
+    for _ in 0..4 {
+        assert_eq!(app.get("/api/v1/me", Some(&token)).await.status(), 200);
+    }
+    let response = app.get("/api/v1/me", Some(&token)).await;
+    assert_eq!(problem(response, 429).await["code"], "too_many_requests");
+    for _ in 0..2 {
+        assert_eq!(app.get("/api/v1/matters", None).await.status(), 200);
+    }
+    assert_eq!(app.get("/api/v1/matters", None).await.status(), 429);
+
+    use diesel::prelude::*;
+    use mashangban::db::schema::rate_limits;
+    let mut conn = connect(app);
+    let rows: i64 = rate_limits::table.count().get_result(&mut conn).unwrap();
+    assert_eq!(rows, 0, "SQLite keeps no rate-limit rows");
+}
+
 async fn a_client_address_is_limited_on_the_catalog_but_not_on_health(backend: Backend) {
     let Some(apps) = servers(backend, 1).await else {
         return;
@@ -199,6 +227,7 @@ macro_rules! on_both {
         mod postgres {
             $(
                 #[actix_web::test]
+                #[cfg_attr(not(postgres_tests), ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time")]
                 async fn $name() {
                     super::$name(super::Backend::Postgres).await;
                 }
@@ -209,9 +238,22 @@ macro_rules! on_both {
 
 on_both!(
     the_limit_trips_with_429_and_the_ratelimit_headers,
-    two_instances_share_the_count,
     a_client_address_is_limited_on_the_catalog_but_not_on_health,
 );
+
+#[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time"
+)]
+async fn postgres_instances_share_the_count() {
+    two_instances_share_the_count(Backend::Postgres).await;
+}
+
+#[actix_web::test]
+async fn sqlite_counts_locally() {
+    sqlite_counts_in_the_process_and_writes_nothing().await;
+}
 
 /// The 429 is documented on every counted operation (with its headers) and on no probe; the
 /// 422 of a NUL character on every operation that takes input.
