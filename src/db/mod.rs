@@ -96,9 +96,15 @@ pub fn establish(
             }
             let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                 .map_err(|e| failed(e.to_string()))?;
-            // Per connection: these pragmas do not persist in the file.
+            // Per connection: these pragmas do not persist in the file. `optimize = 0x10002`
+            // is what SQLite advises for a connection as it opens: ANALYZE, bounded by
+            // `analysis_limit`, every table whose statistics are missing or stale, so the planner
+            // picks the right index (without statistics it took the wrong one for the queue).
+            // Pooled connections are replaced within r2d2's 30-minute lifetime, so the
+            // statistics are refreshed as the tables grow.
             conn.batch_execute(&format!(
-                "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; \
+                 PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;",
                 settings.sqlite_busy_timeout_ms
             ))
             .map_err(|e| failed(e.to_string()))?;
