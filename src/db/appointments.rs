@@ -159,7 +159,7 @@ pub enum Outcome {
 /// Why one attempt stopped; a refusal rolls the transaction back.
 enum Stop {
     Retry,
-    Refused(Outcome),
+    Refused(Box<Outcome>),
     Failed(ApiError),
 }
 
@@ -185,7 +185,7 @@ fn with_retries(
         match write_transaction(conn, &mut attempt) {
             Ok(outcome) => return Ok(outcome),
             Err(Stop::Retry) => continue,
-            Err(Stop::Refused(outcome)) => return Ok(outcome),
+            Err(Stop::Refused(outcome)) => return Ok(*outcome),
             Err(Stop::Failed(error)) => return Err(error),
         }
     }
@@ -345,13 +345,13 @@ pub fn book(
             }
         }
         if let Some(id) = same_day(conn, &row.uscc, &row.matter, &row.local_date, "")? {
-            return Err(Stop::Refused(Outcome::AlreadyBooked(id)));
+            return Err(Stop::Refused(Box::new(Outcome::AlreadyBooked(id))));
         }
         if !take_week(conn, &row.uscc, &row.week, new.weekly_limit)? {
-            return Err(Stop::Refused(Outcome::WeeklyLimit));
+            return Err(Stop::Refused(Box::new(Outcome::WeeklyLimit)));
         }
         let Some(place) = take_first(conn, &new.places)? else {
-            return Err(Stop::Refused(Outcome::SlotFull));
+            return Err(Stop::Refused(Box::new(Outcome::SlotFull)));
         };
         let mut row = row.clone();
         row.unit = place.unit;
@@ -411,10 +411,10 @@ pub fn reschedule(
     with_retries(conn, |conn| {
         let current: AppointmentRow = match find(conn, &change.id)? {
             Some(row) => row,
-            None => return Err(Stop::Refused(Outcome::Stale)),
+            None => return Err(Stop::Refused(Box::new(Outcome::Stale))),
         };
         if current.revision != change.expected_revision || current.state() != Status::Booked {
-            return Err(Stop::Refused(Outcome::Stale));
+            return Err(Stop::Refused(Box::new(Outcome::Stale)));
         }
         if let Some(id) = same_day(
             conn,
@@ -423,11 +423,11 @@ pub fn reschedule(
             &change.local_date,
             &current.id,
         )? {
-            return Err(Stop::Refused(Outcome::AlreadyBooked(id)));
+            return Err(Stop::Refused(Box::new(Outcome::AlreadyBooked(id))));
         }
         if change.week != current.week {
             if !take_week(conn, &current.uscc, &change.week, change.weekly_limit)? {
-                return Err(Stop::Refused(Outcome::WeeklyLimit));
+                return Err(Stop::Refused(Box::new(Outcome::WeeklyLimit)));
             }
             free_week(conn, &current.uscc, &current.week)?;
         }
@@ -441,7 +441,7 @@ pub fn reschedule(
             free_place(conn, &current.counter, current.starts_at)?;
         }
         let Some(place) = take_first(conn, &change.places)? else {
-            return Err(Stop::Refused(Outcome::SlotFull));
+            return Err(Stop::Refused(Box::new(Outcome::SlotFull)));
         };
         if new_first {
             free_place(conn, &current.counter, current.starts_at)?;
@@ -468,11 +468,11 @@ pub fn reschedule(
         .execute(conn);
         match moved {
             Ok(1) => {}
-            Ok(_) => return Err(Stop::Refused(Outcome::Stale)),
+            Ok(_) => return Err(Stop::Refused(Box::new(Outcome::Stale))),
             Err(error) if is_unique_violation(&error) => return Err(Stop::Retry),
             Err(error) => return Err(error.into()),
         }
-        let row = find(conn, &current.id)?.ok_or(Stop::Refused(Outcome::Stale))?;
+        let row = find(conn, &current.id)?.ok_or(Stop::Refused(Box::new(Outcome::Stale)))?;
         let (events, notices) = compose(&row);
         audit::append_many(conn, events)?;
         notifications::enqueue(conn, &notices, now)?;

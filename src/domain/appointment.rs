@@ -484,7 +484,10 @@ pub fn listing_range(
     if from < today {
         return Err(RangeRefusal::Past { today });
     }
-    let to = to.unwrap_or_else(|| (from + TimeDelta::days(6)).min(last).max(from));
+    let week_on = from
+        .checked_add_days(chrono::Days::new(6))
+        .unwrap_or(NaiveDate::MAX);
+    let to = to.unwrap_or_else(|| week_on.min(last).max(from));
     if to < from {
         return Err(RangeRefusal::Reversed);
     }
@@ -915,6 +918,13 @@ matters = ["tax.registration"]
         assert_eq!(
             listing_range(Some(date("2026-12-28")), None, now, zone, 30),
             Ok((date("2026-12-28"), date("2026-12-30")))
+        );
+        // The last representable date is refused, not overflowed.
+        assert_eq!(
+            listing_range(Some(NaiveDate::MAX), None, now, zone, 30),
+            Err(RangeRefusal::TooFar {
+                last: date("2026-12-30")
+            })
         );
     }
 
