@@ -21,12 +21,14 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::auth::secret::{self, SecretError};
 use crate::auth::{Authenticator, KeyError};
 use crate::config::{
-    ConfigError, CorsSettings, RateLimitSettings, RatingSettings, Settings, SlaSettings,
+    AppointmentSettings, ConfigError, CorsSettings, RateLimitSettings, RatingSettings, Settings,
+    SlaSettings,
 };
 use crate::db::calendars::Calendars;
 use crate::db::instances::{self, ServiceInstance};
 use crate::db::requests;
 use crate::db::{Database, DatabaseUrl, DbSetupError};
+use crate::domain::appointment::Hall;
 use crate::domain::calendar::Calendar;
 use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
 use crate::http::extract::{self, BodyLimit};
@@ -78,6 +80,8 @@ pub struct Application {
     grace: Duration,
     calendars: web::Data<Calendars>,
     catalog: web::Data<Catalog>,
+    hall: web::Data<Hall>,
+    appointments: AppointmentSettings,
     metrics: web::Data<Metrics>,
     sla: SlaSettings,
     rate_limit: RateLimitSettings,
@@ -98,6 +102,7 @@ impl Application {
             .transpose()?;
         let authenticator = web::Data::new(Authenticator::new(&settings.jwt)?);
         let catalog = load_catalog(&settings)?;
+        let hall = web::Data::new(load_hall(&settings, &catalog)?);
         let calendar = load_calendar(&settings)?;
         let db_settings = settings.database.clone();
         let instance = ServiceInstance::current(Utc::now());
@@ -134,6 +139,8 @@ impl Application {
             uri_limit: UriLimit(settings.server.max_uri_bytes),
             route_table: web::Data::new(RouteTable::from_openapi(&doc)),
             catalog: catalog.clone(),
+            hall: hall.clone(),
+            appointments: web::Data::new(settings.appointments.clone()),
             calendar: calendars.clone(),
             open311: web::Data::new(Open311::new(&settings.open311)),
             sla: web::Data::new(settings.sla),
@@ -189,6 +196,8 @@ impl Application {
             grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
             calendars,
             catalog,
+            hall,
+            appointments: settings.appointments.clone(),
             metrics,
             sla: settings.sla,
             rate_limit: settings.rate_limit,
@@ -244,6 +253,15 @@ impl Application {
                 self.sla,
             ))
         });
+        let appointment_worker = self.appointments.worker.then(|| {
+            actix_web::rt::spawn(crate::appointment_worker::run(
+                self.database.clone(),
+                self.calendars.clone(),
+                self.catalog.clone(),
+                self.hall.clone(),
+                self.appointments.clone(),
+            ))
+        });
         let sender = self.mailer.map(|mailer| {
             actix_web::rt::spawn(crate::notify::deliver(
                 self.database.clone(),
@@ -297,6 +315,9 @@ impl Application {
         }
         if let Some(sender) = sender {
             sender.abort();
+        }
+        if let Some(worker) = appointment_worker {
+            worker.abort();
         }
         if let Some(sweeper) = sweeper {
             sweeper.abort();
@@ -422,6 +443,21 @@ fn load_catalog(settings: &Settings) -> Result<Catalog, StartError> {
     }
 }
 
+/// The configured hall of appointment counters, or the compiled-in one, checked against the
+/// catalog.
+fn load_hall(settings: &Settings, catalog: &Catalog) -> Result<Hall, StartError> {
+    match settings.appointments.path() {
+        None => Hall::builtin(catalog).map_err(|e| StartError::Data(e.to_string())),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                StartError::Data(format!("appointments {}: cannot read: {e}", path.display()))
+            })?;
+            Hall::parse(&path.display().to_string(), &text, catalog)
+                .map_err(|e| StartError::Data(e.to_string()))
+        }
+    }
+}
+
 /// The configured calendar, or the compiled-in cn-shanghai one.
 fn load_calendar(settings: &Settings) -> Result<Calendar, StartError> {
     match settings.calendar.path() {
@@ -446,6 +482,8 @@ struct SharedState {
     uri_limit: UriLimit,
     route_table: web::Data<RouteTable>,
     catalog: web::Data<Catalog>,
+    hall: web::Data<Hall>,
+    appointments: web::Data<AppointmentSettings>,
     calendar: web::Data<Calendars>,
     open311: web::Data<Open311>,
     sla: web::Data<SlaSettings>,
@@ -483,6 +521,8 @@ fn app(
         .app_data(state.uri_limit)
         .app_data(state.route_table)
         .app_data(state.catalog)
+        .app_data(state.hall)
+        .app_data(state.appointments)
         .app_data(state.calendar)
         .app_data(state.open311)
         .app_data(state.sla)

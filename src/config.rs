@@ -55,6 +55,7 @@ const SECTIONS: &[&str] = &[
     "metrics",
     "rate_limit",
     "cors",
+    "appointments",
 ];
 
 /// Keys whose value may come from a file: `MASHANGBAN_<VAR>_FILE=/run/secrets/…` sets the key
@@ -97,6 +98,88 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Cross-origin requests from browser portals (off unless origins are listed).
     pub cors: CorsSettings,
+    /// Appointments (统一预约): the hall file, booking limits and the no-show/reminder worker.
+    pub appointments: AppointmentSettings,
+}
+
+/// `[appointments]`: the hall's counters and the booking rules (see `docs/appointments.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppointmentSettings {
+    /// Path of the hall file (counters, matters, hours, slots); empty for the compiled-in
+    /// `config/appointments.toml`.
+    pub file: String,
+    /// How many days after today slots are offered (1 to 366).
+    pub days_ahead: u32,
+    /// Most bookings (not cancelled) one enterprise holds in one week, Monday to Sunday.
+    pub weekly_limit: u32,
+    /// Minutes before a slot's start after which the booking can no longer be cancelled or
+    /// moved.
+    pub cutoff_minutes: u32,
+    /// Minutes after a slot's end after which a booking not checked in is a no-show.
+    pub grace_minutes: u32,
+    /// Minutes before a slot's start from which a clerk may check the visitor in.
+    pub check_in_early_minutes: u32,
+    /// Whether this instance runs the no-show and reminder worker (several may; each no-show
+    /// and reminder happens once).
+    pub worker: bool,
+    /// Longest the worker sleeps between looks, in milliseconds.
+    pub tick_ms: u64,
+    /// Most appointments the worker handles per look.
+    pub batch: i64,
+}
+
+impl AppointmentSettings {
+    /// The hall file, when one is configured.
+    pub fn path(&self) -> Option<&Path> {
+        file_path(&self.file)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let checks: [(&str, bool, &str); 7] = [
+            (
+                "appointments.days_ahead",
+                (1..=366).contains(&self.days_ahead),
+                "must be 1 to 366",
+            ),
+            (
+                "appointments.weekly_limit",
+                (1..=1000).contains(&self.weekly_limit),
+                "must be 1 to 1000",
+            ),
+            (
+                "appointments.cutoff_minutes",
+                self.cutoff_minutes <= 10_080,
+                "must be 0 to 10080 (a week)",
+            ),
+            (
+                "appointments.grace_minutes",
+                self.grace_minutes <= 1440,
+                "must be 0 to 1440 (a day)",
+            ),
+            (
+                "appointments.check_in_early_minutes",
+                self.check_in_early_minutes <= 1440,
+                "must be 0 to 1440 (a day)",
+            ),
+            (
+                "appointments.tick_ms",
+                (10..=60_000).contains(&self.tick_ms),
+                "must be 10 to 60000",
+            ),
+            (
+                "appointments.batch",
+                (1..=100_000).contains(&self.batch),
+                "must be 1 to 100000",
+            ),
+        ];
+        for (key, ok, why) in checks {
+            if !ok {
+                return Err(ConfigError::key(key, why));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[metrics]`: where `/metrics` is served and who may read it (see `docs/security.md`).
@@ -758,6 +841,7 @@ impl Settings {
         if !(1..=100_000).contains(&self.sla.batch) {
             return Err(ConfigError::key("sla.batch", "must be 1 to 100000"));
         }
+        self.appointments.validate()?;
         if self.database.pool_size == 0 {
             return Err(ConfigError::key("database.pool_size", "must be at least 1"));
         }

@@ -60,6 +60,18 @@ pub enum ErrorCode {
     /// The result may not be delivered while deferred materials (容缺) are pending; see
     /// `materials`.
     MaterialsPending,
+    /// Every place of the appointment slot is taken (统一预约).
+    SlotFull,
+    /// The enterprise already holds an active booking for this matter on that day; see
+    /// `appointment`.
+    AlreadyBooked,
+    /// The enterprise holds as many bookings in that week as it may; see `limit`.
+    WeeklyLimitReached,
+    /// Too close to the slot's start to cancel or move the booking; see `cutoff_at`.
+    CutoffPassed,
+    /// Check-in is not open for this appointment now (another day, too early, or past the
+    /// no-show time); see `reason`.
+    CheckInNotOpen,
     /// Too many requests from this caller in the current window; see `Retry-After`.
     TooManyRequests,
     /// The database does not answer; retry later.
@@ -90,6 +102,11 @@ impl ErrorCode {
         ErrorCode::PreconditionRequired,
         ErrorCode::MaterialNotPending,
         ErrorCode::MaterialsPending,
+        ErrorCode::SlotFull,
+        ErrorCode::AlreadyBooked,
+        ErrorCode::WeeklyLimitReached,
+        ErrorCode::CutoffPassed,
+        ErrorCode::CheckInNotOpen,
         ErrorCode::TooManyRequests,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::Internal,
@@ -117,6 +134,11 @@ impl ErrorCode {
             ErrorCode::PreconditionRequired => "precondition_required",
             ErrorCode::MaterialNotPending => "material_not_pending",
             ErrorCode::MaterialsPending => "materials_pending",
+            ErrorCode::SlotFull => "slot_full",
+            ErrorCode::AlreadyBooked => "already_booked",
+            ErrorCode::WeeklyLimitReached => "weekly_limit_reached",
+            ErrorCode::CutoffPassed => "cutoff_passed",
+            ErrorCode::CheckInNotOpen => "check_in_not_open",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
@@ -140,7 +162,12 @@ impl ErrorCode {
             | ErrorCode::AlreadyRated
             | ErrorCode::OpinionsOutstanding
             | ErrorCode::MaterialNotPending
-            | ErrorCode::MaterialsPending => StatusCode::CONFLICT,
+            | ErrorCode::MaterialsPending
+            | ErrorCode::SlotFull
+            | ErrorCode::AlreadyBooked
+            | ErrorCode::WeeklyLimitReached
+            | ErrorCode::CutoffPassed
+            | ErrorCode::CheckInNotOpen => StatusCode::CONFLICT,
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -171,6 +198,11 @@ impl ErrorCode {
             ErrorCode::PreconditionRequired => "If-Match required",
             ErrorCode::MaterialNotPending => "Material not pending",
             ErrorCode::MaterialsPending => "Deferred materials pending",
+            ErrorCode::SlotFull => "Slot full",
+            ErrorCode::AlreadyBooked => "Already booked that day",
+            ErrorCode::WeeklyLimitReached => "Weekly booking limit reached",
+            ErrorCode::CutoffPassed => "Too late to change the booking",
+            ErrorCode::CheckInNotOpen => "Check-in not open",
             ErrorCode::TooManyRequests => "Too many requests",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
             ErrorCode::Internal => "Internal error",

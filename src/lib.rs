@@ -2,6 +2,7 @@
 //! centre. See `docs/architecture.md` for the layers and the path of one request through them.
 
 pub mod app;
+pub mod appointment_worker;
 pub mod auth;
 pub mod cli;
 pub mod client;

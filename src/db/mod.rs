@@ -8,6 +8,7 @@
 //! Diesel is blocking: [`Database::run`] takes the pooled connection *and* runs the work on
 //! actix's blocking thread pool, never on an async worker.
 
+pub mod appointments;
 pub mod audit;
 mod breaker;
 pub mod calendars;

@@ -406,6 +406,88 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Appointments at the district hall (统一预约).
+    appointments (id) {
+        /// UUID v7.
+        id -> Text,
+        /// The enterprise.
+        uscc -> Text,
+        /// Matter code.
+        matter -> Text,
+        /// The counter's unit.
+        unit -> Text,
+        /// Counter code.
+        counter -> Text,
+        /// Slot start (UTC).
+        starts_at -> Timestamp,
+        /// Slot end (UTC).
+        ends_at -> Timestamp,
+        /// The slot's local date, `YYYY-MM-DD`.
+        local_date -> Text,
+        /// Monday of the slot's week, `YYYY-MM-DD`.
+        week -> Text,
+        /// `booked`, `cancelled`, `checked_in`, `no_show`.
+        status -> Text,
+        /// Contact name.
+        contact_name -> Text,
+        /// Contact phone.
+        contact_phone -> Text,
+        /// Contact e-mail.
+        contact_email -> Text,
+        /// The request it is for, if any.
+        request_id -> Nullable<Text>,
+        /// `Idempotency-Key` it was booked with.
+        idempotency_key -> Nullable<Text>,
+        /// SHA-256 of the booking body, for the key.
+        body_sha256 -> Nullable<Text>,
+        /// When it becomes a no-show (UTC).
+        no_show_at -> Timestamp,
+        /// When the reminder is due (UTC); NULL: none.
+        reminder_due_at -> Nullable<Timestamp>,
+        /// When the reminder was written to the outbox (UTC).
+        reminded_at -> Nullable<Timestamp>,
+        /// Checked in (UTC).
+        checked_in_at -> Nullable<Timestamp>,
+        /// The clerk who checked it in.
+        checked_in_by -> Nullable<Text>,
+        /// Cancelled (UTC).
+        cancelled_at -> Nullable<Timestamp>,
+        /// Booked (UTC).
+        created_at -> Timestamp,
+        /// Last changed (UTC).
+        updated_at -> Timestamp,
+        /// Revision, the `ETag`.
+        revision -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Places taken per counter and slot.
+    appointment_slots (counter, starts_at) {
+        /// Counter code.
+        counter -> Text,
+        /// Slot start (UTC).
+        starts_at -> Timestamp,
+        /// The counter's unit.
+        unit -> Text,
+        /// Places taken.
+        booked -> Integer,
+    }
+}
+
+diesel::table! {
+    /// Bookings (not cancelled) per enterprise and week.
+    appointment_weeks (uscc, week) {
+        /// The enterprise.
+        uscc -> Text,
+        /// Monday of the week, `YYYY-MM-DD`.
+        week -> Text,
+        /// Bookings held.
+        active -> Integer,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     requests,
     tasks,
@@ -421,4 +503,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     ratings,
     rectifications,
+    appointments,
+    appointment_slots,
+    appointment_weeks,
 );

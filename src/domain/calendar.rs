@@ -770,7 +770,8 @@ fn total(periods: &[Period]) -> TimeDelta {
 }
 
 /// Parses one weekday's `"HH:MM-HH:MM"` periods and sorts them; the error names the index.
-fn parse_periods(items: &[String]) -> Result<Vec<Period>, (usize, String)> {
+/// (Also the appointment hall's opening hours, `crate::domain::appointment`.)
+pub fn parse_periods(items: &[String]) -> Result<Vec<Period>, (usize, String)> {
     let mut periods = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let bad = || (i, format!("`{item}` is not a service period (HH:MM-HH:MM)"));

@@ -770,7 +770,7 @@ pub fn is_email(text: &str) -> bool {
 }
 
 /// Mainland numbers: an 11-digit mobile starting with 1, or a landline `0` + area + number.
-fn is_phone(text: &str) -> bool {
+pub fn is_phone(text: &str) -> bool {
     let digits: String = text.chars().filter(|c| *c != '-' && *c != ' ').collect();
     let all_digits = digits.chars().all(|c| c.is_ascii_digit());
     all_digits

@@ -148,6 +148,30 @@ pub enum Message {
         /// The year to load.
         next_year: i32,
     },
+    /// 统一预约: a booking confirmed or moved, or its reminder the working day before; to the
+    /// enterprise's contact. `About::number` is the appointment's id.
+    Appointment {
+        /// Which of the three mails.
+        stage: AppointmentStage,
+        /// The counter, e.g. `A01 市场监管 1 号窗口（企业登记）`.
+        counter: String,
+        /// The slot, local time, `YYYY-MM-DD HH:MM–HH:MM`.
+        slot: String,
+        /// Where the portal downloads the booking's calendar entry (RFC 5545 `.ics`).
+        calendar_path: String,
+    },
+}
+
+/// Which appointment mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppointmentStage {
+    /// The booking is confirmed.
+    Booked,
+    /// The booking moved to another slot.
+    Rescheduled,
+    /// The slot is on the next working day.
+    Reminder,
 }
 
 /// Chinese and English names of a clock kind.
@@ -187,6 +211,11 @@ impl Message {
             Message::MaterialDue { .. } => "material_due",
             Message::MaterialSupplied { .. } => "material_supplied",
             Message::CalendarHorizon { .. } => "calendar_horizon",
+            Message::Appointment { stage, .. } => match stage {
+                AppointmentStage::Booked => "appointment_booked",
+                AppointmentStage::Rescheduled => "appointment_rescheduled",
+                AppointmentStage::Reminder => "appointment_reminder",
+            },
         }
     }
 
@@ -384,6 +413,40 @@ impl Message {
                     ),
                     format!(
                         "The {me} {calendar} {until_en}. Due times after it are provisional: they count weekdays only.\nOnce the State Council publishes the {next_year} holidays, load the whole year (holidays and working weekend days) with {path}; running clocks are recomputed."
+                    ),
+                )
+            }
+            Message::Appointment {
+                stage,
+                counter,
+                slot,
+                calendar_path,
+            } => {
+                let (subject_zh, subject_en, lead_zh, lead_en) = match stage {
+                    AppointmentStage::Booked => {
+                        ("预约成功", "appointment booked", "您已预约", "You booked")
+                    }
+                    AppointmentStage::Rescheduled => (
+                        "预约已改期",
+                        "appointment moved",
+                        "您的预约已改到",
+                        "Your appointment moved to",
+                    ),
+                    AppointmentStage::Reminder => (
+                        "明日预约提醒",
+                        "appointment reminder",
+                        "提醒：您预约了",
+                        "Reminder: you booked",
+                    ),
+                };
+                (
+                    subject_zh.to_string(),
+                    subject_en.to_string(),
+                    format!(
+                        "{lead_zh} {slot}（北京时间）在区行政服务中心 {counter} 办理「{mz}」。预约号 {n}。\n请携带营业执照和办理所需材料，按时到窗口签到；开始前 2 小时内不能取消或改期，未签到将记为爽约。\n日历文件（.ics）：在企业专属网页下载，或 GET {calendar_path}"
+                    ),
+                    format!(
+                        "{lead_en} {slot} (Beijing time) at {counter} of the district service centre for \"{me}\". Appointment {n}.\nBring your business licence and the materials the matter needs and check in at the counter on time; shortly before the slot it can no longer be cancelled or moved, and a booking not checked in counts as a no-show.\nCalendar file (.ics): download it in the enterprise portal, or GET {calendar_path}"
                     ),
                 )
             }

@@ -6,6 +6,7 @@
 //! the `openapi_matches_routes` test can find every route in the source.
 
 pub mod actions;
+pub mod appointments;
 pub mod audit;
 pub mod calendars;
 pub mod catalog;
@@ -55,6 +56,8 @@ use crate::error::Problem;
         (name = "sla", description = "Supervisors: SLA breaches (JSON or CSV), clocks at risk, on-time statistics (docs/sla.md)"),
         (name = "ratings", description = "Good/bad ratings (好差评) and the rectification cases bad ones open (docs/ratings.md)"),
         (name = "calendars", description = "Working calendars and deadlines on them (docs/calendars.md)"),
+        (name = "appointments", description = "Appointments at the district hall (统一预约, docs/appointments.md): \
+                                                free slots (public), booking, cancel and reschedule, check-in, the day"),
         (name = "notifications", description = "The mail outbox: what was sent to whom, what waits and why (docs/notifications.md)"),
         (name = "open311", description = "Open311 GeoReport v2 (docs/open311.md): the matters as services, \
                                            the same requests; GeoReport's own JSON/XML and error body, not problem+json"),
@@ -202,6 +205,17 @@ where
         .service(ratings::read_case)
         .service(ratings::contact)
         .service(ratings::close)
+        // The fixed paths before `/api/v1/appointments/{id}`, which would take them.
+        .service(appointments::slots)
+        .service(appointments::day)
+        .service(appointments::no_shows)
+        .service(appointments::book)
+        .service(appointments::list)
+        .service(appointments::read)
+        .service(appointments::calendar_entry)
+        .service(appointments::cancel)
+        .service(appointments::reschedule)
+        .service(appointments::check_in)
         .service(open311::discovery::discovery)
         .service(open311::services)
         .service(open311::definition)

@@ -69,6 +69,12 @@ pub enum NoticeKind {
     MaterialSupplied,
     /// The working calendar's horizon is near: load the next year, to the administrators.
     CalendarHorizon,
+    /// 统一预约: a booking confirmed, to the enterprise's contact.
+    AppointmentBooked,
+    /// 统一预约: a booking moved to another slot, to the enterprise's contact.
+    AppointmentRescheduled,
+    /// 统一预约: the reminder the working day before the slot, to the enterprise's contact.
+    AppointmentReminder,
 }
 
 /// One mail of the outbox.
@@ -219,7 +225,7 @@ fn parse(query: &NotificationQuery) -> Result<(Filters, Option<String>, i64), Ap
 }
 
 /// Every kind, as stored.
-const KINDS: [&str; 16] = [
+const KINDS: [&str; 19] = [
     "accepted",
     "not_accepted",
     "supplement_required",
@@ -236,6 +242,9 @@ const KINDS: [&str; 16] = [
     "material_due",
     "material_supplied",
     "calendar_horizon",
+    "appointment_booked",
+    "appointment_rescheduled",
+    "appointment_reminder",
 ];
 
 /// List the mail outbox, newest first: what was sent to whom, what waits and why, what was
@@ -292,7 +301,16 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::notice::Message;
+    use crate::domain::notice::{AppointmentStage, Message};
+
+    fn appointment(stage: AppointmentStage) -> Message {
+        Message::Appointment {
+            stage,
+            counter: "A01".into(),
+            slot: "2026-12-01 09:00–09:30".into(),
+            calendar_path: "/api/v1/appointments/x/calendar".into(),
+        }
+    }
 
     /// One message of every kind; the `match` stops compiling when a variant is added, so the
     /// kinds listed here cannot fall behind `Message`.
@@ -350,6 +368,9 @@ mod tests {
                 days_left: Some(30),
                 next_year: 2027,
             },
+            appointment(AppointmentStage::Booked),
+            appointment(AppointmentStage::Rescheduled),
+            appointment(AppointmentStage::Reminder),
         ];
         for message in &all {
             match message {
@@ -367,7 +388,8 @@ mod tests {
                 | Message::DeemedAccepted { .. }
                 | Message::MaterialDue { .. }
                 | Message::MaterialSupplied { .. }
-                | Message::CalendarHorizon { .. } => {}
+                | Message::CalendarHorizon { .. }
+                | Message::Appointment { .. } => {}
             }
         }
         all

@@ -3,6 +3,7 @@
 mod helpers;
 mod smtp_sink;
 
+mod appointments;
 mod audit;
 mod auth;
 mod authority;

@@ -1,0 +1,3 @@
+DROP TABLE appointment_weeks;
+DROP TABLE appointment_slots;
+DROP TABLE appointments;
