@@ -60,6 +60,17 @@ pub enum ErrorCode {
     /// The result may not be delivered while deferred materials (容缺) are pending; see
     /// `materials`.
     MaterialsPending,
+    /// An enterprise's step (file, supplement, withdraw) by an official no 帮办 grant of the
+    /// enterprise names.
+    AuthorizationRequired,
+    /// The official's 帮办 grant was revoked by the enterprise; `authorization` names it.
+    AuthorizationRevoked,
+    /// The official's 帮办 grant has expired; `authorization` names it.
+    AuthorizationExpired,
+    /// The official's 帮办 grant has not begun yet; `authorization` names it.
+    AuthorizationNotStarted,
+    /// The official's 帮办 grant covers another request only; `authorization` names it.
+    AuthorizationOutOfScope,
     /// Too many requests from this caller in the current window; see `Retry-After`.
     TooManyRequests,
     /// The database does not answer; retry later.
@@ -90,6 +101,11 @@ impl ErrorCode {
         ErrorCode::PreconditionRequired,
         ErrorCode::MaterialNotPending,
         ErrorCode::MaterialsPending,
+        ErrorCode::AuthorizationRequired,
+        ErrorCode::AuthorizationRevoked,
+        ErrorCode::AuthorizationExpired,
+        ErrorCode::AuthorizationNotStarted,
+        ErrorCode::AuthorizationOutOfScope,
         ErrorCode::TooManyRequests,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::Internal,
@@ -117,6 +133,11 @@ impl ErrorCode {
             ErrorCode::PreconditionRequired => "precondition_required",
             ErrorCode::MaterialNotPending => "material_not_pending",
             ErrorCode::MaterialsPending => "materials_pending",
+            ErrorCode::AuthorizationRequired => "authorization_required",
+            ErrorCode::AuthorizationRevoked => "authorization_revoked",
+            ErrorCode::AuthorizationExpired => "authorization_expired",
+            ErrorCode::AuthorizationNotStarted => "authorization_not_started",
+            ErrorCode::AuthorizationOutOfScope => "authorization_out_of_scope",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
@@ -129,7 +150,13 @@ impl ErrorCode {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::MissingToken | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::NotLeadUnit => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden
+            | ErrorCode::NotLeadUnit
+            | ErrorCode::AuthorizationRequired
+            | ErrorCode::AuthorizationRevoked
+            | ErrorCode::AuthorizationExpired
+            | ErrorCode::AuthorizationNotStarted
+            | ErrorCode::AuthorizationOutOfScope => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -171,6 +198,11 @@ impl ErrorCode {
             ErrorCode::PreconditionRequired => "If-Match required",
             ErrorCode::MaterialNotPending => "Material not pending",
             ErrorCode::MaterialsPending => "Deferred materials pending",
+            ErrorCode::AuthorizationRequired => "A 帮办 grant of the enterprise is required",
+            ErrorCode::AuthorizationRevoked => "The 帮办 grant was revoked",
+            ErrorCode::AuthorizationExpired => "The 帮办 grant has expired",
+            ErrorCode::AuthorizationNotStarted => "The 帮办 grant has not begun",
+            ErrorCode::AuthorizationOutOfScope => "The 帮办 grant covers another request",
             ErrorCode::TooManyRequests => "Too many requests",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
             ErrorCode::Internal => "Internal error",

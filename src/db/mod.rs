@@ -9,6 +9,7 @@
 //! actix's blocking thread pool, never on an async worker.
 
 pub mod audit;
+pub mod authorizations;
 mod breaker;
 pub mod calendars;
 pub mod clocks;

@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod audit;
+pub mod authorizations;
 pub mod calendars;
 pub mod catalog;
 pub mod health;
@@ -50,6 +51,7 @@ use crate::error::Problem;
         (name = "session", description = "Who the token speaks for"),
         (name = "catalog", description = "The published units, matters and bundles (public)"),
         (name = "requests", description = "Enterprise requests: intake, reading, routing"),
+        (name = "authorizations", description = "帮办: enterprises authorise officials to act for them; walk-in and assisted-handling statistics (docs/assisted-filing.md)"),
         (name = "queue", description = "The clerks' queue"),
         (name = "audit", description = "The hash-chained audit trail"),
         (name = "sla", description = "Supervisors: SLA breaches (JSON or CSV), clocks at risk, on-time statistics (docs/sla.md)"),
@@ -183,6 +185,11 @@ where
         .service(requests::routing_history)
         .service(actions::act)
         .service(materials::supply)
+        .service(authorizations::grant)
+        .service(authorizations::list)
+        .service(authorizations::stats)
+        .service(authorizations::read)
+        .service(authorizations::revoke)
         .service(queue::list)
         .service(queue::next)
         .service(audit::timeline)
