@@ -446,9 +446,10 @@ pub async fn act(
     let record = acted_on(&db, &id).await?;
     let r = &record.request;
     let mut parties = parties_of(&record)?;
-    // The enterprise's steps (withdraw, supplement) by an official: under a 帮办 grant.
+    // An official's 帮办 standing for the owner: the enterprise's steps (withdraw, supplement)
+    // need a live grant, and a grant shows the request to an official of any unit.
     let enterprise_step = body.action.taken_by() == lifecycle::Taker::OwningEnterprise;
-    if enterprise_step && !matches!(principal.actor, Actor::Enterprise(_)) {
+    if matches!(principal.actor, Actor::Clerk(_) | Actor::Supervisor(_)) {
         parties.assistant = crate::routes::authorizations::standing_of(
             &db,
             &principal,

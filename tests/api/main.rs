@@ -6,6 +6,7 @@ mod smtp_sink;
 mod audit;
 mod auth;
 mod authority;
+mod behalf;
 mod calendars;
 mod cli;
 mod client;
