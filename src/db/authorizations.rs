@@ -290,6 +290,9 @@ pub fn acts_under(conn: &mut DbConnection, id: &str) -> QueryResult<Vec<Assisted
         .load(conn)
 }
 
+/// A group as stored: unit, action, leader grant, identity method, how many.
+type Grouped = (Option<String>, String, bool, Option<String>, i64);
+
 /// One group of acts: unit, action, leader grant, walk-in, how many.
 pub type ActCount = (Option<String>, String, bool, bool, i64);
 
@@ -325,7 +328,7 @@ pub fn count_acts(
     if let Some(to) = to {
         query = query.filter(assisted_acts::at.lt(to.naive_utc()));
     }
-    let rows: Vec<(Option<String>, String, bool, Option<String>, i64)> = query.load(conn)?;
+    let rows: Vec<Grouped> = query.load(conn)?;
     Ok(rows
         .into_iter()
         .map(|(unit, action, leader, method, n)| (unit, action, leader, method.is_some(), n))
