@@ -695,35 +695,23 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 /// the window (a clerk of the lead unit; channel `window`), or with `on_behalf_of: {uscc}`
 /// under a live 帮办 grant of that enterprise (channel `online` or `window`). The request is
 /// the enterprise's; the audit trail names the official, the enterprise, and the identity
-/// check or the grant.
+/// check or the grant. A walk-in adds to the body above, with `channel: window`:
+/// `"on_behalf_of": {"uscc": "91350100M000100Y43", "identity_check": {"method": "id_card",
+/// "verified_name": "张三"}}`.
 #[utoipa::path(
     tag = "requests",
     security(("bearer" = [])),
-    request_body(content = Submission, examples(
-        ("enterprise" = (summary = "An enterprise files for itself", value = json!({
-            "matter": "tax.registration",
-            "channel": "online",
-            "applicant": {"name": "上海马上办科技有限公司", "uscc": "91350100M000100Y43"},
-            "contact_email": "office@example.com",
-            "form": {"taxpayer_type": "small_scale"},
-            "materials": [{"code": "business_licence", "name": "licence.pdf",
-                "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-                "size_bytes": 48213}],
-            "commitment": false
-        }))),
-        ("walk_in" = (summary = "A clerk of the lead unit files for a walk-in enterprise", value = json!({
-            "matter": "tax.registration",
-            "channel": "window",
-            "applicant": {"name": "上海马上办科技有限公司", "uscc": "91350100M000100Y43"},
-            "contact_email": "office@example.com",
-            "form": {"taxpayer_type": "small_scale"},
-            "materials": [{"code": "business_licence", "name": "licence.pdf",
-                "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-                "size_bytes": 48213}],
-            "on_behalf_of": {"uscc": "91350100M000100Y43",
-                "identity_check": {"method": "id_card", "verified_name": "张三"}}
-        })))
-    )),
+    request_body(content = Submission, example = json!({
+        "matter": "tax.registration",
+        "channel": "online",
+        "applicant": {"name": "上海马上办科技有限公司", "uscc": "91350100M000100Y43"},
+        "contact_email": "office@example.com",
+        "form": {"taxpayer_type": "small_scale"},
+        "materials": [{"code": "business_licence", "name": "licence.pdf",
+            "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "size_bytes": 48213}],
+        "commitment": false
+    })),
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 hours (per enterprise; per official and enterprise for a filing on its behalf)")),
     responses(
         (status = 201, description = "Created and routed (or the replay of the first answer)", body = RequestView,
