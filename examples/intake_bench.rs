@@ -150,6 +150,7 @@ fn new_request(catalog_version: &str) -> (NewRequest, chrono::NaiveDateTime) {
             .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
             .format("%Y%m%d")
             .to_string(),
+        assisted: None,
     };
     (new, at)
 }

@@ -72,6 +72,17 @@ pub enum ErrorCode {
     /// Check-in is not open for this appointment now (another day, too early, or past the
     /// no-show time); see `reason`.
     CheckInNotOpen,
+    /// An enterprise's step (file, supplement, withdraw) by an official no 帮办 grant of the
+    /// enterprise names.
+    AuthorizationRequired,
+    /// The official's 帮办 grant was revoked by the enterprise; `authorization` names it.
+    AuthorizationRevoked,
+    /// The official's 帮办 grant has expired; `authorization` names it.
+    AuthorizationExpired,
+    /// The official's 帮办 grant has not begun yet; `authorization` names it.
+    AuthorizationNotStarted,
+    /// The official's 帮办 grant covers another request only; `authorization` names it.
+    AuthorizationOutOfScope,
     /// Too many requests from this caller in the current window; see `Retry-After`.
     TooManyRequests,
     /// The database does not answer; retry later.
@@ -107,6 +118,11 @@ impl ErrorCode {
         ErrorCode::WeeklyLimitReached,
         ErrorCode::CutoffPassed,
         ErrorCode::CheckInNotOpen,
+        ErrorCode::AuthorizationRequired,
+        ErrorCode::AuthorizationRevoked,
+        ErrorCode::AuthorizationExpired,
+        ErrorCode::AuthorizationNotStarted,
+        ErrorCode::AuthorizationOutOfScope,
         ErrorCode::TooManyRequests,
         ErrorCode::DatabaseUnavailable,
         ErrorCode::Internal,
@@ -139,6 +155,11 @@ impl ErrorCode {
             ErrorCode::WeeklyLimitReached => "weekly_limit_reached",
             ErrorCode::CutoffPassed => "cutoff_passed",
             ErrorCode::CheckInNotOpen => "check_in_not_open",
+            ErrorCode::AuthorizationRequired => "authorization_required",
+            ErrorCode::AuthorizationRevoked => "authorization_revoked",
+            ErrorCode::AuthorizationExpired => "authorization_expired",
+            ErrorCode::AuthorizationNotStarted => "authorization_not_started",
+            ErrorCode::AuthorizationOutOfScope => "authorization_out_of_scope",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
             ErrorCode::Internal => "internal",
@@ -151,7 +172,13 @@ impl ErrorCode {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::MissingToken | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden | ErrorCode::NotLeadUnit => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden
+            | ErrorCode::NotLeadUnit
+            | ErrorCode::AuthorizationRequired
+            | ErrorCode::AuthorizationRevoked
+            | ErrorCode::AuthorizationExpired
+            | ErrorCode::AuthorizationNotStarted
+            | ErrorCode::AuthorizationOutOfScope => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -203,6 +230,11 @@ impl ErrorCode {
             ErrorCode::WeeklyLimitReached => "Weekly booking limit reached",
             ErrorCode::CutoffPassed => "Too late to change the booking",
             ErrorCode::CheckInNotOpen => "Check-in not open",
+            ErrorCode::AuthorizationRequired => "A 帮办 grant of the enterprise is required",
+            ErrorCode::AuthorizationRevoked => "The 帮办 grant was revoked",
+            ErrorCode::AuthorizationExpired => "The 帮办 grant has expired",
+            ErrorCode::AuthorizationNotStarted => "The 帮办 grant has not begun",
+            ErrorCode::AuthorizationOutOfScope => "The 帮办 grant covers another request",
             ErrorCode::TooManyRequests => "Too many requests",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
             ErrorCode::Internal => "Internal error",

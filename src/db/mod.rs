@@ -10,6 +10,7 @@
 
 pub mod appointments;
 pub mod audit;
+pub mod authorizations;
 mod breaker;
 pub mod calendars;
 pub mod clocks;

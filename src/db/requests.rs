@@ -244,6 +244,9 @@ pub struct NewRequest {
     pub routing: RoutingDecisionRow,
     /// Local date for the number, `YYYYMMDD`.
     pub number_day: String,
+    /// Filed by an official for the enterprise (walk-in, or under a 帮办 grant): the act, and
+    /// the official is the actor of the intake event.
+    pub assisted: Option<super::authorizations::AssistedActRow>,
 }
 
 /// An idempotency key presented with an intake.
@@ -419,26 +422,46 @@ fn attempt(
     diesel::insert_into(routing_decisions::table)
         .values(&new.routing)
         .execute(conn)?;
-    // The intake is the first event of the request's trail; the enterprise is the actor.
+    // The intake is the first event of the request's trail; the enterprise is the actor, or
+    // the official who filed for it (帮办), with the enterprise named beside them.
+    let mut payload = serde_json::json!({
+        "number": request.number,
+        "kind": request.kind,
+        "code": request.code,
+        "channel": request.channel,
+        "lead_unit": request.lead_unit,
+        "catalog_version": request.catalog_version,
+        "tasks": new.tasks.iter().map(|t| &t.unit).collect::<Vec<_>>(),
+    });
+    let (actor, role, unit) = match &new.assisted {
+        Some(act) => {
+            payload["on_behalf_of"] = serde_json::json!(request.uscc);
+            payload["authorization"] = serde_json::json!(act.authorization_id);
+            payload["leader"] = serde_json::json!(act.leader);
+            if let Some(method) = &act.identity_method {
+                payload["identity_check"] = serde_json::json!({
+                    "method": method,
+                    "verified_name": act.verified_name,
+                });
+            }
+            let mut act = act.clone();
+            act.request_id = request.id.clone();
+            super::authorizations::record_act(conn, &act)?;
+            (act.official, act.role, act.unit)
+        }
+        None => (request.uscc.clone(), "enterprise".to_string(), None),
+    };
     audit::append(
         conn,
         Entry {
             request_id: request.id.clone(),
-            actor: request.uscc.clone(),
-            role: "enterprise".into(),
-            unit: None,
+            actor,
+            role,
+            unit,
             action: "intake".into(),
             state_before: None,
             state_after: Some(request.status.clone()),
-            payload: serde_json::json!({
-                "number": request.number,
-                "kind": request.kind,
-                "code": request.code,
-                "channel": request.channel,
-                "lead_unit": request.lead_unit,
-                "catalog_version": request.catalog_version,
-                "tasks": new.tasks.iter().map(|t| &t.unit).collect::<Vec<_>>(),
-            }),
+            payload,
             at: request.created_at.and_utc(),
         },
     )?;

@@ -488,6 +488,68 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// 帮办 grants: an enterprise authorises an official or a unit's desk (docs/assisted-filing.md).
+    authorizations (id) {
+        /// UUID v7.
+        id -> Text,
+        /// The granting enterprise.
+        uscc -> Text,
+        /// The named official's token subject (else a desk).
+        official -> Nullable<Text>,
+        /// The unit whose 帮办 desk (every clerk) is named (else an official).
+        desk_unit -> Nullable<Text>,
+        /// The one request covered (else a period).
+        request_id -> Nullable<Text>,
+        /// Period start (UTC, inclusive).
+        valid_from -> Nullable<Timestamp>,
+        /// Period end (UTC, exclusive).
+        valid_until -> Nullable<Timestamp>,
+        /// 领导干部帮办.
+        leader -> Bool,
+        /// Token subject of the enterprise that granted it.
+        granted_by -> Text,
+        /// When granted (UTC).
+        created_at -> Timestamp,
+        /// When revoked (UTC).
+        revoked_at -> Nullable<Timestamp>,
+        /// Who revoked it.
+        revoked_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// Each enterprise step an official took for an enterprise (walk-in or under a grant).
+    assisted_acts (id) {
+        /// UUID v7.
+        id -> Text,
+        /// The request.
+        request_id -> Text,
+        /// The enterprise acted for.
+        uscc -> Text,
+        /// `intake`, `supplement` or `withdraw`.
+        action -> Text,
+        /// The official's token subject.
+        official -> Text,
+        /// `clerk` or `supervisor`.
+        role -> Text,
+        /// The official's unit.
+        unit -> Nullable<Text>,
+        /// The grant it was taken under (none for a walk-in filing).
+        authorization_id -> Nullable<Text>,
+        /// Taken under a leader grant (领导干部帮办).
+        leader -> Bool,
+        /// A walk-in filing's identity check: `id_card`, `e_license` or `face`.
+        identity_method -> Nullable<Text>,
+        /// The name the identity check confirmed.
+        verified_name -> Nullable<Text>,
+        /// When (UTC).
+        at -> Timestamp,
+    }
+}
+
+diesel::joinable!(assisted_acts -> requests (request_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     requests,
     tasks,
@@ -506,4 +568,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     appointments,
     appointment_slots,
     appointment_weeks,
+    authorizations,
+    assisted_acts,
 );

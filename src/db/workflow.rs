@@ -109,6 +109,8 @@ pub struct Step {
     pub event: Entry,
     /// Mails the step sends, written to the outbox with it.
     pub notices: Vec<Notice>,
+    /// An enterprise's step taken by an official under a 帮办 grant: recorded with it.
+    pub assisted: Option<super::authorizations::AssistedActRow>,
     /// When.
     pub at: NaiveDateTime,
 }
@@ -221,6 +223,9 @@ pub fn record(conn: &mut DbConnection, step: &Step) -> Result<RequestRecord, Ste
         let mut events = vec![step.event.clone()];
         events.extend(clock_events(conn, step)?);
         audit::append_many(conn, events)?;
+        if let Some(act) = &step.assisted {
+            super::authorizations::record_act(conn, act)?;
+        }
         notifications::enqueue(conn, &step.notices, step.event.at)?;
         requests::find(conn, &Scope::All, &step.request_id)?
             .ok_or_else(|| StepError::Failed(ApiError::not_found("the request disappeared")))

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::UnitCode;
+use super::assistance::{Lapse, Standing};
 use super::request::{Status, TaskRole};
 use crate::auth::Actor;
 
@@ -394,6 +395,10 @@ pub struct Parties {
     pub tasks: Vec<TaskFacts>,
     /// Returned (退单) and awaiting the service centre's arbitration.
     pub returned: bool,
+    /// The acting official's 帮办 standing for the owner on this request
+    /// ([`super::assistance::standing`]); [`Standing::Without`] for anyone else, and where the
+    /// caller did not look because the step is not the enterprise's.
+    pub assistant: Standing,
 }
 
 impl Parties {
@@ -440,6 +445,38 @@ pub enum Denied {
     /// The step needs a task named, or names one that is not there: answer 422 at `/task`.
     #[error("{0}")]
     WhichTask(String),
+    /// The step is the enterprise's, and the official holds no live 帮办 grant for it: answer
+    /// 403 with the reason's own code (none, revoked, expired, not yet begun, another request).
+    #[error("{message}")]
+    NoGrant {
+        /// Why the grants that name the official do not cover the step; `None`: none does.
+        lapse: Option<Lapse>,
+        /// Why, for people.
+        message: String,
+    },
+}
+
+impl Denied {
+    /// The refusal of an enterprise's step to an official without a live grant.
+    fn no_grant(action: Action, standing: &Standing) -> Self {
+        let lapse = match standing {
+            Standing::Lapsed(lapse) => Some(lapse.clone()),
+            _ => None,
+        };
+        let why = match &lapse {
+            None => "no 帮办 grant of the enterprise names you".to_string(),
+            Some(Lapse::Revoked(g)) => format!("grant {g} was revoked by the enterprise"),
+            Some(Lapse::Expired(g)) => format!("grant {g} has expired"),
+            Some(Lapse::NotYet(g)) => format!("grant {g} has not begun"),
+            Some(Lapse::OtherRequest(g)) => format!("grant {g} covers another request only"),
+        };
+        Denied::NoGrant {
+            lapse,
+            message: format!(
+                "only the enterprise that submitted the request, or an official it authorised (帮办), may {action}: {why}"
+            ),
+        }
+    }
 }
 
 /// Whether `actor` may take `action` on a request with these `parties`, and on what: the
@@ -447,6 +484,11 @@ pub enum Denied {
 ///
 /// The rule (the table in `docs/workflow.md`):
 /// - the owning enterprise withdraws and supplies; any other enterprise sees nothing;
+/// - an official holding a live 帮办 grant of the owner for this request
+///   ([`Parties::assistant`]) withdraws and supplies for it, and sees the request even when
+///   the official's unit has no task on it; any other official is refused those two steps
+///   with the reason ([`Denied::NoGrant`]), or sees nothing when the official's unit has no
+///   task and no grant of the owner names the official;
 /// - a clerk or unit supervisor of a unit with no task sees nothing (404), except that the
 ///   service centre sees a returned request, to re-route it;
 /// - the lead unit's clerks take the window steps, return, completion and delivery, and on a
@@ -476,7 +518,13 @@ pub fn authorize(
         Actor::Enterprise(_) => None,
         Actor::Clerk(unit) | Actor::Supervisor(Some(unit)) => {
             let arbitrates = *unit == UnitCode::ServiceCenter && parties.returned;
-            if !parties.has_task(*unit) && *unit != parties.lead_unit && !arbitrates {
+            let assists = matches!(parties.assistant, Standing::Holds { .. });
+            if !parties.has_task(*unit) && *unit != parties.lead_unit && !arbitrates && !assists {
+                // A lapsed grant is told as such: the official knew the request through it.
+                let enterprise_step = action.taken_by() == Taker::OwningEnterprise;
+                if enterprise_step && matches!(parties.assistant, Standing::Lapsed(_)) {
+                    return Err(Denied::no_grant(action, &parties.assistant));
+                }
                 return Err(Denied::Hidden);
             }
             Some(*unit)
@@ -489,11 +537,13 @@ pub fn authorize(
         )));
     }
     match action.taken_by() {
-        Taker::OwningEnterprise => match actor {
-            Actor::Enterprise(_) => Ok(Target::Request),
-            _ => forbidden(format!(
-                "only the enterprise that submitted the request may {action}"
+        Taker::OwningEnterprise => match (actor, &parties.assistant) {
+            (Actor::Enterprise(_), _) => Ok(Target::Request),
+            (Actor::Admin, _) => forbidden(format!(
+                "only the enterprise that submitted the request, or an official it authorised (帮办), may {action}"
             )),
+            (_, Standing::Holds { .. }) => Ok(Target::Request),
+            (_, standing) => Err(Denied::no_grant(action, standing)),
         },
         Taker::ServiceCentre => match actor {
             Actor::Clerk(UnitCode::ServiceCenter)
@@ -1052,6 +1102,7 @@ mod tests {
                 task("co", UnitCode::Justice, TaskRole::Co, "market.ip-dispute"),
             ],
             returned: status == Status::Returned,
+            assistant: Standing::Without,
         }
     }
 
@@ -1073,6 +1124,10 @@ mod tests {
         Forbidden,
         /// 403 `not_lead_unit`.
         NotLead,
+        /// 403: an enterprise's step, and no live 帮办 grant (`authorization_required`).
+        NoGrant,
+        /// 403: an enterprise's step, and the grant was revoked (`authorization_revoked`).
+        Revoked,
         /// Authorised, but not legal in this state: 409.
         Illegal,
         /// Taken on the request.
@@ -1086,14 +1141,35 @@ mod tests {
         use Action as A;
         use Cell::*;
         let lead_step = matches!(action.taken_by(), Taker::LeadClerk);
+        let enterprise_step = matches!(action, A::Withdraw | A::Supplement);
         match who {
+            // A live grant lets an official of any unit take the enterprise's steps; it sees
+            // the request, and is told whose the other steps are.
+            "assistant" | "lead assistant" if enterprise_step => OnRequest,
+            "assistant" if lead_step || action.per_task() => NotLead,
+            "assistant" => Forbidden,
+            // A revoked grant is told as such, and shows nothing else.
+            "revoked assistant" if enterprise_step => Revoked,
+            "revoked assistant" => Hidden,
             "other enterprise" | "unrelated clerk" | "unrelated supervisor" => Hidden,
             "centre clerk" if !returned => Hidden,
+            // Officials who see the request but hold no grant: the enterprise's steps need one.
+            "centre clerk"
+            | "lead clerk"
+            | "co clerk"
+            | "lead supervisor"
+            | "co supervisor"
+            | "district supervisor"
+                if enterprise_step =>
+            {
+                NoGrant
+            }
             "centre clerk" if action == A::Reroute => OnRequest,
             // It sees a returned request to arbitrate it, and is told whose steps the rest are.
             "centre clerk" if lead_step || action.per_task() => NotLead,
             "centre clerk" => Forbidden,
-            "enterprise" if matches!(action, A::Withdraw | A::Supplement) => OnRequest,
+            "enterprise" if enterprise_step => OnRequest,
+            "lead assistant" => authority("lead clerk", action, returned),
             "lead clerk" if action == A::GiveOpinion => Forbidden,
             "lead clerk" if lead_step || action.per_task() => OnRequest,
             "co clerk" if lead_step || matches!(action, A::Approve | A::Deny) => NotLead,
@@ -1129,11 +1205,20 @@ mod tests {
     }
 
     /// What the code answers for one cell.
-    fn answer(actor: &Actor, action: Action, status: Status) -> Cell {
-        let parties = single(status);
+    fn answer(actor: &Actor, standing: &Standing, action: Action, status: Status) -> Cell {
+        let parties = Parties {
+            assistant: standing.clone(),
+            ..single(status)
+        };
         let target = match authorize(actor, action, &parties, None) {
             Err(Denied::Hidden) => return Cell::Hidden,
             Err(Denied::Forbidden(_)) => return Cell::Forbidden,
+            Err(Denied::NoGrant { lapse: None, .. }) => return Cell::NoGrant,
+            Err(Denied::NoGrant {
+                lapse: Some(Lapse::Revoked(_)),
+                ..
+            }) => return Cell::Revoked,
+            Err(Denied::NoGrant { lapse, .. }) => panic!("only revoked grants here: {lapse:?}"),
             Err(Denied::NotLead { lead, .. }) => {
                 assert_eq!(lead, UnitCode::Market);
                 return Cell::NotLead;
@@ -1208,7 +1293,21 @@ mod tests {
             ),
             ("district supervisor", Actor::Supervisor(None)),
             ("admin", Actor::Admin),
+            // 帮办: a clerk of an unrelated unit holding a live grant of the owner, one whose
+            // grant was revoked, and a lead-unit clerk holding one.
+            ("assistant", Actor::Clerk(UnitCode::Tax)),
+            ("revoked assistant", Actor::Clerk(UnitCode::Tax)),
+            ("lead assistant", Actor::Clerk(UnitCode::Market)),
         ];
+        let holds = Standing::Holds {
+            grant: "g1".into(),
+            leader: false,
+        };
+        let standing_of = |who: &str| match who {
+            "assistant" | "lead assistant" => holds.clone(),
+            "revoked assistant" => Standing::Lapsed(Lapse::Revoked("g1".into())),
+            _ => Standing::Without,
+        };
         let mut cells = 0;
         let mut seen = std::collections::HashSet::new();
         for status in Status::ALL {
@@ -1220,7 +1319,7 @@ mod tests {
                         action,
                     );
                     assert_eq!(
-                        answer(actor, action, *status),
+                        answer(actor, &standing_of(who), action, *status),
                         want,
                         "{who} {action} while {status}"
                     );
@@ -1230,7 +1329,7 @@ mod tests {
             }
         }
         assert_eq!(cells, Status::ALL.len() * Action::ALL.len() * actors.len());
-        assert_eq!(seen.len(), 6, "every kind of answer occurs: {seen:?}");
+        assert_eq!(seen.len(), 8, "every kind of answer occurs: {seen:?}");
     }
 
     #[test]
@@ -1252,6 +1351,7 @@ mod tests {
                 task("m2", UnitCode::Market, TaskRole::Co, "tax.registration"),
             ],
             returned: false,
+            assistant: Standing::Without,
         };
         let market = Actor::Clerk(UnitCode::Market);
         let tax = Actor::Clerk(UnitCode::Tax);

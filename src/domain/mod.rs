@@ -2,6 +2,7 @@
 //! no clock (callers pass "now").
 
 pub mod appointment;
+pub mod assistance;
 pub mod audit;
 pub mod calendar;
 pub mod catalog;

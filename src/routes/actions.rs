@@ -18,6 +18,7 @@ use crate::db::requests::{RequestRecord, RoutingDecisionRow, TaskRow};
 use crate::db::workflow::{
     self, ClockEffects, GivenOpinion, ResultUpdate, Step, StepError, TaskStep,
 };
+use crate::domain::assistance::Standing;
 use crate::domain::audit::Entry;
 use crate::domain::clock::{EXTENSION_DAYS, JOINT_EXTENSION_DAYS};
 use crate::domain::lifecycle::{
@@ -275,6 +276,9 @@ fn denied(denied: Denied, id: &str) -> ApiError {
             pointer: "/task".into(),
             message,
         }]),
+        Denied::NoGrant { lapse, message } => {
+            crate::routes::authorizations::no_grant(lapse.as_ref(), message)
+        }
     }
 }
 
@@ -301,7 +305,8 @@ fn refused(refused: Refused) -> ApiError {
     }
 }
 
-/// Who stands where on the request, for [`lifecycle::authorize`].
+/// Who stands where on the request, for [`lifecycle::authorize`]; the caller's 帮办 standing
+/// is added by the caller where the step is the enterprise's.
 fn parties_of(record: &RequestRecord) -> Result<Parties, ApiError> {
     let r = &record.request;
     Ok(Parties {
@@ -314,6 +319,7 @@ fn parties_of(record: &RequestRecord) -> Result<Parties, ApiError> {
             .map(|t| task_facts(t).map(|(facts, _)| facts))
             .collect::<Result<_, _>>()?,
         returned: r.status == Status::Returned.as_str(),
+        assistant: Standing::Without,
     })
 }
 
@@ -439,10 +445,24 @@ pub async fn act(
     let id = id.into_inner();
     let record = acted_on(&db, &id).await?;
     let r = &record.request;
+    let mut parties = parties_of(&record)?;
+    // An official's 帮办 standing for the owner: the enterprise's steps (withdraw, supplement)
+    // need a live grant, and a grant shows the request to an official of any unit.
+    let enterprise_step = body.action.taken_by() == lifecycle::Taker::OwningEnterprise;
+    if matches!(principal.actor, Actor::Clerk(_) | Actor::Supervisor(_)) {
+        parties.assistant = crate::routes::authorizations::standing_of(
+            &db,
+            &principal,
+            &r.uscc,
+            Some(&r.id),
+            Utc::now(),
+        )
+        .await?;
+    }
     let target = lifecycle::authorize(
         &principal.actor,
         body.action,
-        &parties_of(&record)?,
+        &parties,
         body.task.as_deref(),
     )
     .map_err(|d| denied(d, &id))?;
@@ -489,6 +509,25 @@ pub async fn act(
         payload["opinions"] = json!(planned.opinions);
     }
     let now = Utc::now().trunc_subsecs(6);
+    // Taken for the enterprise under a grant: the audit names the enterprise and the grant.
+    let assisted = match &parties.assistant {
+        Standing::Holds { grant, leader } if enterprise_step => {
+            payload["on_behalf_of"] = json!(r.uscc);
+            payload["authorization"] = json!(grant);
+            payload["leader"] = json!(leader);
+            let mut act = crate::routes::authorizations::act_row(
+                &principal,
+                &r.uscc,
+                body.action.as_str(),
+                Some((grant, *leader)),
+                None,
+                now,
+            );
+            act.request_id = r.id.clone();
+            Some(act)
+        }
+        _ => None,
+    };
     let (role, unit) = match &principal.actor {
         Actor::Enterprise(_) => ("enterprise", None),
         Actor::Clerk(u) => ("clerk", Some(u.to_string())),
@@ -561,6 +600,7 @@ pub async fn act(
     let calendar = calendars.current();
     let step = Step {
         notices,
+        assisted,
         request_id: r.id.clone(),
         task: planned.task.map(|(task_id, after)| TaskStep {
             task_id,

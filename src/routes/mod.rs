@@ -8,6 +8,7 @@
 pub mod actions;
 pub mod appointments;
 pub mod audit;
+pub mod authorizations;
 pub mod calendars;
 pub mod catalog;
 pub mod health;
@@ -51,6 +52,7 @@ use crate::error::Problem;
         (name = "session", description = "Who the token speaks for"),
         (name = "catalog", description = "The published units, matters and bundles (public)"),
         (name = "requests", description = "Enterprise requests: intake, reading, routing"),
+        (name = "authorizations", description = "帮办: enterprises authorise officials to act for them; walk-in and assisted-handling statistics (docs/assisted-filing.md)"),
         (name = "queue", description = "The clerks' queue"),
         (name = "audit", description = "The hash-chained audit trail"),
         (name = "sla", description = "Supervisors: SLA breaches (JSON or CSV), clocks at risk, on-time statistics (docs/sla.md)"),
@@ -186,6 +188,11 @@ where
         .service(requests::routing_history)
         .service(actions::act)
         .service(materials::supply)
+        .service(authorizations::grant)
+        .service(authorizations::list)
+        .service(authorizations::stats)
+        .service(authorizations::read)
+        .service(authorizations::revoke)
         .service(queue::list)
         .service(queue::next)
         .service(audit::timeline)

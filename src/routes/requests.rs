@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::auth::{Actor, Principal, Role};
+use crate::auth::{Actor, Principal};
 use crate::config::SlaSettings;
 use crate::db::Database;
 use crate::db::calendars::Calendars;
@@ -17,6 +17,7 @@ use crate::db::requests::{
     self, ClockRow, Filters, IdempotencyClaim, Intake as Stored, MaterialRow, NewRequest,
     RequestRecord, RequestRow, RoutingDecisionRow, Scope, TaskRow,
 };
+use crate::domain::assistance::{self, IdentityMethod, Standing};
 use crate::domain::calendar::Horizon;
 use crate::domain::catalog::Target;
 use crate::domain::clock::{Clock, Rules};
@@ -95,6 +96,32 @@ pub struct Submission {
     pub materials: Option<Vec<DeclaredMaterial>>,
     /// Approval on a signed commitment (告知承诺), where allowed.
     pub commitment: Option<bool>,
+    /// Officials only (帮办): the enterprise the request is filed for. With `identity_check`
+    /// a walk-in filing by a clerk of the lead unit (channel `window`); without, a filing
+    /// under a live 帮办 grant of the enterprise. `applicant.uscc` must be this enterprise's.
+    pub on_behalf_of: Option<OnBehalfOfBody>,
+}
+
+/// The enterprise an official files for (docs/assisted-filing.md).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnBehalfOfBody {
+    /// The enterprise's unified social credit code; the request belongs to it.
+    #[schema(example = "91350100M000100Y43")]
+    pub uscc: String,
+    /// The identity check done at the window (walk-in filing); omit when filing under a grant.
+    pub identity_check: Option<IdentityCheckBody>,
+}
+
+/// How the clerk checked who is at the window.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityCheckBody {
+    /// ID card, electronic business licence, or face recognition.
+    pub method: IdentityMethod,
+    /// The name the check confirmed (1 to 100 characters).
+    #[schema(example = "张三", min_length = 1, max_length = 100)]
+    pub verified_name: String,
 }
 
 /// A task: one responsible unit's part.
@@ -638,6 +665,7 @@ pub(crate) fn plan(
             decided_at: at,
         },
         number_day: local_day,
+        assisted: None,
     })
 }
 
@@ -656,11 +684,20 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     Ok(Some(text.to_string()))
 }
 
-/// Submit a request for a matter or a bundle (enterprise tokens only).
+/// Submit a request for a matter or a bundle: an enterprise for itself, or an official for
+/// an enterprise (帮办) with `on_behalf_of`.
 ///
 /// Routed at once by the catalog: the answer carries the lead unit, one task per
 /// responsible unit, the materials (pending ones with their due date) and the clocks. Send an
 /// `Idempotency-Key` to make retries safe: the same key and body replay the first answer.
+///
+/// An official files with `on_behalf_of: {uscc, identity_check: {method, verified_name}}` at
+/// the window (a clerk of the lead unit; channel `window`), or with `on_behalf_of: {uscc}`
+/// under a live 帮办 grant of that enterprise (channel `online` or `window`). The request is
+/// the enterprise's; the audit trail names the official, the enterprise, and the identity
+/// check or the grant. A walk-in adds to the body above, with `channel: window`:
+/// `"on_behalf_of": {"uscc": "91350100M000100Y43", "identity_check": {"method": "id_card",
+/// "verified_name": "张三"}}`.
 #[utoipa::path(
     tag = "requests",
     security(("bearer" = [])),
@@ -675,20 +712,26 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
             "size_bytes": 48213}],
         "commitment": false
     })),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 hours (per enterprise)")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe for 24 hours (per enterprise; per official and enterprise for a filing on its behalf)")),
     responses(
         (status = 201, description = "Created and routed (or the replay of the first answer)", body = RequestView,
          headers(("Location" = String, description = "The new request"), ("ETag" = String, description = "Revision"),
                  ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
         (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: an administrator, an official without `on_behalf_of`, a supervisor filing a walk-in; \
+                                      `not_lead_unit`: a walk-in filed by a clerk of another unit than the lead (`lead_unit`); \
+                                      `authorization_required` / `authorization_revoked` / `authorization_expired` / \
+                                      `authorization_not_started` / `authorization_out_of_scope`: a filing without a live 帮办 grant",
+         body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, each named; or an idempotency key reused with another body",
+        (status = 422, description = "Invalid fields, each named (including `/on_behalf_of/...`, and `/on_behalf_of` sent by an enterprise); or an idempotency key reused with another body",
          body = Problem, content_type = "application/problem+json"),
         crate::routes::AuthFailures
     )
 )]
 #[post("/api/v1/requests")]
+#[allow(clippy::too_many_arguments)] // actix extractors: one per piece of app state
 pub async fn create(
     req: HttpRequest,
     principal: Principal,
@@ -698,13 +741,56 @@ pub async fn create(
     sla: web::Data<SlaSettings>,
     db: web::Data<Database>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require(&[Role::Enterprise])?;
-    let Actor::Enterprise(uscc) = &principal.actor else {
-        unreachable!("checked above")
-    };
     let key = idempotency_key(&req)?;
-    let body = body.into_inner();
-    let intake = intake::check(&catalog, &body, uscc).map_err(ApiError::validation)?;
+    let mut body = body.into_inner();
+    // The idempotency key is the body's as sent, `on_behalf_of` included.
+    let body_sha256 = hex(&Sha256::digest(body.to_string().as_bytes()));
+    let on_behalf_of = body
+        .as_object_mut()
+        .and_then(|object| object.remove("on_behalf_of"));
+    let filer = filer(&principal, on_behalf_of.as_ref())?;
+    let uscc = match (&principal.actor, &filer) {
+        (Actor::Enterprise(uscc), _) => uscc.clone(),
+        (_, Some(filing)) => filing.uscc.clone(),
+        (_, None) => unreachable!("officials file with on_behalf_of (checked by `filer`)"),
+    };
+    // One check of everything the body says: the intake's fields and `on_behalf_of`'s.
+    let mut errors = match on_behalf_of.as_ref().map(assistance::check_on_behalf_of) {
+        Some(Err(errors)) => errors,
+        _ => Vec::new(),
+    };
+    let intake = match intake::check(&catalog, &body, &uscc) {
+        Ok(intake) => Some(intake),
+        Err(found) => {
+            errors.extend(found);
+            None
+        }
+    };
+    let channel = intake.as_ref().map(|i| i.channel);
+    let wanted: &[Channel] = match filer.as_ref().map(|f| f.walk_in) {
+        Some(true) => &[Channel::Window],
+        Some(false) => &[Channel::Online, Channel::Window],
+        None => &[],
+    };
+    if let Some(channel) = channel.filter(|c| !wanted.is_empty() && !wanted.contains(c)) {
+        errors.push(FieldError {
+            pointer: "/channel".into(),
+            message: if wanted.len() == 1 {
+                format!(
+                    "a walk-in filing is taken at the window: `window`, not `{}`",
+                    channel.as_str()
+                )
+            } else {
+                format!(
+                    "a filing under a 帮办 grant is `online` or `window`, not `{}`",
+                    channel.as_str()
+                )
+            },
+        });
+    }
+    let (Some(intake), true) = (intake, errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
     // Microseconds: what both backends store, so a re-read equals this answer.
     let now = Utc::now().trunc_subsecs(6);
     let calendar = calendars.current();
@@ -712,13 +798,65 @@ pub async fn create(
         calendar: &calendar,
         warn_percent: sla.warn_percent,
     };
-    let new = plan(&catalog, rules, &intake, uscc.as_str(), now)?;
+    let mut new = plan(&catalog, rules, &intake, uscc.as_str(), now)?;
+    if let Some(filing) = &filer {
+        new.assisted = Some(match (&filing.identity_check, principal.actor.clone()) {
+            // A walk-in: the clerk of the lead unit (一口受理) checked who is at the window.
+            (Some(check), Actor::Clerk(unit)) => {
+                let lead = &new.request.lead_unit;
+                if unit.as_str() != lead {
+                    return Err(ApiError::new(
+                        ErrorCode::NotLeadUnit,
+                        format!("only a clerk of the lead unit `{lead}` takes this walk-in filing at the window (one intake, one feedback point)"),
+                    )
+                    .with_extension("lead_unit", serde_json::json!(lead)));
+                }
+                crate::routes::authorizations::act_row(
+                    &principal,
+                    uscc.as_str(),
+                    "intake",
+                    None,
+                    Some(check),
+                    now,
+                )
+            }
+            (Some(_), _) => unreachable!("walk-ins are clerks' (checked by `filer`)"),
+            (None, _) => {
+                let standing = crate::routes::authorizations::standing_of(
+                    &db,
+                    &principal,
+                    uscc.as_str(),
+                    None,
+                    now,
+                )
+                .await?;
+                let Standing::Holds { grant, leader } = &standing else {
+                    return Err(crate::routes::authorizations::filing_refused(
+                        &standing,
+                        uscc.as_str(),
+                    ));
+                };
+                crate::routes::authorizations::act_row(
+                    &principal,
+                    uscc.as_str(),
+                    "intake",
+                    Some((grant, *leader)),
+                    None,
+                    now,
+                )
+            }
+        });
+    }
     let horizon = calendar.horizon();
-    // serde_json's map is ordered, so this is a canonical encoding of the body.
+    // serde_json's map is ordered, so this is a canonical encoding of the body. An official's
+    // keys are their own (per enterprise): a space, never in a key, keeps them apart.
     let claim = key.map(|key| IdempotencyClaim {
         uscc: uscc.to_string(),
-        key,
-        body_sha256: hex(&Sha256::digest(body.to_string().as_bytes())),
+        key: match &filer {
+            Some(_) => format!("{} {key}", principal.subject),
+            None => key,
+        },
+        body_sha256,
     });
     let outcome = db
         .run(move |conn| {
@@ -752,6 +890,62 @@ pub async fn create(
             ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used with a different body; use a new key for a new request",
         )),
+    }
+}
+
+/// An official's filing for an enterprise, as far as the role decides it.
+struct Filing {
+    /// The enterprise.
+    uscc: crate::domain::Uscc,
+    /// A walk-in's identity check (when it is well-formed).
+    identity_check: Option<assistance::IdentityCheck>,
+    /// Sent as a walk-in (with an identity check, well-formed or not).
+    walk_in: bool,
+}
+
+/// Who may file with (or without) `on_behalf_of`: an enterprise for itself only; a clerk a
+/// walk-in or under a grant; a supervisor under a grant only; an administrator never.
+/// `None` for an enterprise filing for itself. A malformed `on_behalf_of` is refused with
+/// every other wrong field by the caller; here it only has to name a valid enterprise.
+fn filer(
+    principal: &Principal,
+    on_behalf_of: Option<&serde_json::Value>,
+) -> Result<Option<Filing>, ApiError> {
+    let walk_in = on_behalf_of
+        .and_then(|v| v.get("identity_check"))
+        .is_some_and(|c| !c.is_null());
+    match (&principal.actor, on_behalf_of) {
+        (Actor::Enterprise(_), None) => Ok(None),
+        (Actor::Enterprise(_), Some(_)) => Err(ApiError::validation(vec![FieldError {
+            pointer: "/on_behalf_of".into(),
+            message: "an enterprise files for itself; `on_behalf_of` is for officials filing for an enterprise (帮办)".into(),
+        }])),
+        (Actor::Admin, _) => Err(ApiError::forbidden(
+            "an administrator does not file requests; enterprises file, and officials file for them with `on_behalf_of`",
+        )),
+        (_, None) => Err(ApiError::forbidden(
+            "an official files for an enterprise with `on_behalf_of`: {uscc, identity_check} at the window, or {uscc} under a 帮办 grant",
+        )),
+        (Actor::Supervisor(_), Some(_)) if walk_in => Err(ApiError::forbidden(
+            "a walk-in filing is taken by a window clerk of the lead unit, not by a supervisor",
+        )),
+        (_, Some(value)) => match assistance::check_on_behalf_of(value) {
+            Ok(on_behalf_of) => Ok(Some(Filing {
+                uscc: on_behalf_of.uscc,
+                identity_check: on_behalf_of.identity_check,
+                walk_in,
+            })),
+            // Every wrong field is named together with the intake's; the enterprise is needed
+            // for the intake check, so without a valid one only these are told.
+            Err(errors) => match value.get("uscc").and_then(|u| u.as_str()).map(crate::domain::Uscc::parse) {
+                Some(Ok(uscc)) => Ok(Some(Filing {
+                    uscc,
+                    identity_check: None,
+                    walk_in,
+                })),
+                _ => Err(ApiError::validation(errors)),
+            },
+        },
     }
 }
 
@@ -946,9 +1140,28 @@ pub(crate) async fn visible(
 ) -> Result<RequestRecord, ApiError> {
     let scope = scope_of(principal);
     let lookup = id.clone();
-    db.run(move |conn| Ok(requests::find(conn, &scope, &lookup)?))
+    if let Some(record) = db
+        .run(move |conn| Ok(requests::find(conn, &scope, &lookup)?))
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no request {id}")))
+    {
+        return Ok(record);
+    }
+    // An official acting for the enterprise under a live 帮办 grant sees the request too.
+    if crate::routes::authorizations::official_of(principal).is_some() {
+        let record = acted_on(db, &id).await?;
+        let standing = crate::routes::authorizations::standing_of(
+            db,
+            principal,
+            &record.request.uscc,
+            Some(&record.request.id),
+            Utc::now(),
+        )
+        .await?;
+        if matches!(standing, Standing::Holds { .. }) {
+            return Ok(record);
+        }
+    }
+    Err(ApiError::not_found(format!("no request {id}")))
 }
 
 /// Read one request (404 when it is not the caller's to see).

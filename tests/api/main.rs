@@ -7,6 +7,7 @@ mod appointments;
 mod audit;
 mod auth;
 mod authority;
+mod behalf;
 mod calendars;
 mod cli;
 mod client;

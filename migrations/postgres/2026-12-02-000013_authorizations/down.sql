@@ -1,0 +1,2 @@
+DROP TABLE assisted_acts;
+DROP TABLE authorizations;
