@@ -978,11 +978,12 @@ async fn check_in_by_the_units_clerk(app: &TestApp) {
     );
     let closed = problem(step(app, &clerk, &id, "check-in", None, None).await, 409).await;
     assert_eq!(closed["reason"], "no_show");
-    // In the window: checked in, with what a ticket needs.
+    // In the window (the slot began a minute ago: the same local day at any hour but the
+    // first minute after midnight): checked in, with what a ticket needs.
     move_slot(
         app,
         &id,
-        TimeDelta::minutes(20),
+        TimeDelta::minutes(-1),
         TimeDelta::minutes(30),
         TimeDelta::minutes(15),
     );
