@@ -740,6 +740,56 @@ async fn cancel_and_reschedule(app: &TestApp) {
     };
     assert_eq!(remaining("09:00"), Some(json!(4)));
     assert_eq!(remaining("14:00"), Some(json!(3)));
+    // Who may not move it, and without the precondition.
+    let later = json!({"slot": at(day(2), "15:00")});
+    problem(
+        step(
+            app,
+            &enterprise(app, USCC_B),
+            &id,
+            "reschedule",
+            Some("\"r2\""),
+            Some(later.clone()),
+        )
+        .await,
+        404,
+    )
+    .await;
+    problem(
+        step(
+            app,
+            &app.clerk_token(UnitCode::Market),
+            &id,
+            "reschedule",
+            Some("\"r2\""),
+            Some(later.clone()),
+        )
+        .await,
+        403,
+    )
+    .await;
+    problem(
+        step(app, &token, &id, "reschedule", None, Some(later.clone())).await,
+        428,
+    )
+    .await;
+    // Not onto a day that already has the enterprise's booking of the matter.
+    let other_day = book(app, &token, "market.change", &at(day(3), "09:00")).await;
+    let clash = problem(
+        step(
+            app,
+            &token,
+            &id,
+            "reschedule",
+            Some("\"r2\""),
+            Some(json!({"slot": at(day(3), "10:00")})),
+        )
+        .await,
+        409,
+    )
+    .await;
+    assert_eq!(clash["code"], "already_booked");
+    assert_eq!(clash["appointment"], other_day["id"]);
     // The same slot is no move; an old revision is refused.
     let same = problem(
         step(
@@ -816,6 +866,13 @@ async fn cancel_and_reschedule(app: &TestApp) {
             "appointment.cancelled"
         ]
     );
+    let ics = app
+        .get(&format!("/api/v1/appointments/{id}/calendar"), Some(&token))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(ics.contains("STATUS:CANCELLED"), "{ics}");
     // The same matter that day can be booked again once cancelled.
     let rebooked = book(app, &token, "market.change", &at(day(2), "09:00")).await;
     // Within the cutoff (2 hours before the slot) nothing changes any more.
@@ -921,11 +978,12 @@ async fn check_in_by_the_units_clerk(app: &TestApp) {
     );
     let closed = problem(step(app, &clerk, &id, "check-in", None, None).await, 409).await;
     assert_eq!(closed["reason"], "no_show");
-    // In the window: checked in, with what a ticket needs.
+    // In the window (the slot began a minute ago: the same local day at any hour but the
+    // first minute after midnight): checked in, with what a ticket needs.
     move_slot(
         app,
         &id,
-        TimeDelta::minutes(20),
+        TimeDelta::minutes(-1),
         TimeDelta::minutes(30),
         TimeDelta::minutes(15),
     );
@@ -1128,6 +1186,36 @@ async fn the_worker_marks_no_shows(app: &TestApp) {
         audit_actions(app, &id),
         ["appointment.booked", "appointment.no_show"]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start-up
+
+/// A hall file that names a matter the catalog does not have stops the server with one line
+/// naming the entry.
+#[actix_web::test]
+async fn a_bad_hall_file_stops_the_server() {
+    let (dir, url) = helpers::fresh_sqlite();
+    let file = dir.path().join("appointments.toml");
+    std::fs::write(
+        &file,
+        "[[units]]\nunit = \"market\"\nslot_minutes = 30\ncapacity = 2\n\n[[units.counters]]\ncode = \"A01\"\nname = \"窗口\"\nmatters = [\"service-center.appointment\"]\n",
+    )
+    .unwrap();
+    let mut settings = helpers::test_settings(&url);
+    settings.appointments.file = file.display().to_string();
+    let error = match mashangban::app::Application::build(settings).await {
+        Ok(_) => panic!("the server started with a bad hall file"),
+        Err(error) => error.to_string(),
+    };
+    assert_eq!(
+        error,
+        format!(
+            "appointments {}: units[market].counters[A01].matters[0]: `service-center.appointment` is not a matter of the catalog",
+            file.display()
+        )
+    );
+    assert!(!error.contains('\n'));
 }
 
 // ---------------------------------------------------------------------------------------------
