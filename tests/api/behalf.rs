@@ -834,6 +834,58 @@ async fn grants_are_read_by_their_parties_and_bad_grants_are_refused(app: &TestA
     assert_eq!(count(app, "authorizations"), 1, "no refusal stored a grant");
 }
 
+async fn a_scheduled_grant_waits_and_a_named_supervisor_files_under_a_live_one(app: &TestApp) {
+    let mut body = matter_body("tax.registration");
+    body["channel"] = json!("window");
+    body["on_behalf_of"] = json!({"uscc": USCC_A});
+    // A grant that begins tomorrow lets nobody act today.
+    let later = grant(
+        app,
+        json!({"assistant": {"official": "tax.head"}, "from": in_days(1), "until": in_days(30)}),
+    )
+    .await;
+    assert_eq!(later["state"], "scheduled");
+    let head = token_of(app, "tax.head", Actor::Supervisor(Some(UnitCode::Tax)));
+    let refused = problem(file(app, &head, &body).await, 403).await;
+    assert_eq!(refused["code"], "authorization_not_started");
+    assert_eq!(refused["authorization"], later["id"]);
+    // A supervisor named by a live grant files (leader assistance is often theirs), at the
+    // window too; a walk-in remains a clerk's.
+    grant(
+        app,
+        json!({"assistant": {"official": "tax.head"}, "until": in_days(30), "leader": true}),
+    )
+    .await;
+    let filed = json_of(file(app, &head, &body).await, 201).await;
+    assert_eq!(filed["channel"], "window");
+    assert_eq!(filed["applicant"]["uscc"], USCC_A);
+    let intake = &events(app, &head, filed["id"].as_str().unwrap()).await[0];
+    assert_eq!(intake["role"], "supervisor");
+    assert_eq!(intake["payload"]["leader"], true);
+    // Nobody else is named: a clerk of the same unit has no grant.
+    let clerk_of_tax = clerk(app, "wang.tax", UnitCode::Tax);
+    assert_eq!(
+        problem(file(app, &clerk_of_tax, &body).await, 403).await["code"],
+        "authorization_required"
+    );
+    // An enterprise B's official holds nothing of A's either: B's grant is B's.
+    json_of(
+        post(
+            app,
+            "/api/v1/authorizations",
+            &enterprise_b(app),
+            &json!({"assistant": {"desk": "tax"}, "until": in_days(30)}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        problem(file(app, &clerk_of_tax, &body).await, 403).await["code"],
+        "authorization_required"
+    );
+}
+
 on_both_backends!(
     a_clerk_files_for_a_walk_in_enterprise_which_sees_it_is_mailed_and_withdraws,
     every_walk_in_refusal_is_precise_and_changes_nothing,
@@ -842,4 +894,5 @@ on_both_backends!(
     a_grant_is_refused_after_expiry_and_after_revocation,
     a_leader_grant_files_and_counts_in_the_statistics,
     grants_are_read_by_their_parties_and_bad_grants_are_refused,
+    a_scheduled_grant_waits_and_a_named_supervisor_files_under_a_live_one,
 );

@@ -175,6 +175,7 @@ async fn operations_are_unique_and_documented() {
         ("/api/v1/requests/{id}/actions", "post"),
         ("/api/v1/requests/{id}/materials", "post"),
         ("/api/v1/requests/{id}/rating", "post"),
+        ("/api/v1/authorizations", "post"),
         ("/api/v1/calendars/{code}/days/{date}", "put"),
         ("/api/v1/calendars/{code}/years/{year}", "put"),
     ] {
