@@ -24,6 +24,7 @@ CREATE TABLE authorizations (
 CREATE INDEX authorizations_uscc ON authorizations (uscc, id);
 CREATE INDEX authorizations_official ON authorizations (official, id);
 CREATE INDEX authorizations_desk_unit ON authorizations (desk_unit, id);
+CREATE INDEX authorizations_request ON authorizations (request_id) WHERE request_id IS NOT NULL;
 
 -- `assisted_acts`: each enterprise step an official took for an enterprise — an intake
 -- (walk-in, with the identity check; or under a grant), a supplement, a withdrawal — with
