@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn appointments_in_their_slot_go_first_then_walk_ins_then_early_appointments() {
         let now = at(10, 0);
-        let mut queue = vec![
+        let mut queue = [
             walk_in(1, at(9, 0)),
             booked(2, at(9, 10), at(11, 0)), // early: its slot is later
             walk_in(3, at(9, 20)),
@@ -281,7 +281,7 @@ mod tests {
     #[test]
     fn walk_ins_keep_check_in_order_and_the_sequence_breaks_ties() {
         let now = at(12, 0);
-        let mut queue = vec![
+        let mut queue = [
             walk_in(3, at(9, 1)),
             walk_in(2, at(9, 0)),
             walk_in(1, at(9, 0)),
