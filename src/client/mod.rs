@@ -973,7 +973,7 @@ mod tests {
     }
 
     fn view(status: &str) -> String {
-        json!({"id": "0193a", "number": "PT20261128-000001", "status": status}).to_string()
+        json!({"id": "0193a4c2-7c1e-7d2a-9b3c-1a2b3c4d5e6f", "number": "PT20261128-000001", "status": status}).to_string()
     }
 
     fn session(server: &str) -> Session {
@@ -985,7 +985,7 @@ mod tests {
 
     fn target(revision: Option<&str>) -> Target {
         Target {
-            id: "0193a".into(),
+            id: "0193a4c2-7c1e-7d2a-9b3c-1a2b3c4d5e6f".into(),
             revision: revision.map(String::from),
             task: None,
         }
@@ -1016,7 +1016,10 @@ mod tests {
             .unwrap();
         assert_eq!(out, "PT20261128-000001: called → accepted (accept, r3).\n");
         let get = requests.recv().unwrap();
-        assert!(get.starts_with("GET /api/v1/requests/0193a "), "{get}");
+        assert!(
+            get.starts_with("GET /api/v1/requests/0193a4c2-7c1e-7d2a-9b3c-1a2b3c4d5e6f "),
+            "{get}"
+        );
         assert!(
             get.to_ascii_lowercase()
                 .contains("authorization: bearer tok"),
@@ -1024,7 +1027,7 @@ mod tests {
         );
         let post = requests.recv().unwrap();
         assert!(
-            post.starts_with("POST /api/v1/requests/0193a/actions "),
+            post.starts_with("POST /api/v1/requests/0193a4c2-7c1e-7d2a-9b3c-1a2b3c4d5e6f/actions "),
             "{post}"
         );
         assert!(
@@ -1265,6 +1268,16 @@ mod tests {
             assert_eq!(server_url(bad).unwrap_err().exit, 2, "{bad}");
         }
         assert!(request_path("0193f2a4-7c1e-7d2a-9b3c-1a2b3c4d5e6f").is_ok());
+        // A request is named by its id, its number or the start of its id.
+        assert_eq!(classify("0193f2a4-7c1e-7d2a-9b3c-1a2b3c4d5e6f"), Named::Id);
+        assert_eq!(
+            classify("pt20261129-000002"),
+            Named::Number("PT20261129-000002".into())
+        );
+        assert_eq!(classify("0193F2A4"), Named::Prefix("0193f2a4".into()));
+        for other in ["019", "PT2026", "not-hex", "中文"] {
+            assert_eq!(classify(other), Named::Id, "{other}");
+        }
         for bad in ["", "../queue", "a/b", "x?y"] {
             assert_eq!(request_path(bad).unwrap_err().exit, 2, "{bad}");
         }
