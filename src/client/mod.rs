@@ -108,7 +108,8 @@ pub struct ClientArgs {
 /// The request an action is for, and optionally the revision it must still be at.
 #[derive(Debug, Args)]
 pub struct Target {
-    /// Request id (as `queue`, `next` and `show` print it).
+    /// Request id, request number (PT20261129-000002) or a unique prefix of the id (at least 4
+    /// characters).
     #[arg(value_name = "ID")]
     pub id: String,
     /// Act only if the request is still at this revision (as `show` printed it, e.g. r3);
@@ -139,6 +140,26 @@ pub enum ClientCommand {
     Queue,
     /// Claim the next waiting task of your unit and show its request.
     Next,
+    /// Your unit's window queue in the hall today (or on --date): tickets in calling order.
+    Tickets {
+        /// The day, YYYY-MM-DD (default: today).
+        #[arg(long, value_name = "DATE")]
+        date: Option<String>,
+    },
+    /// Call the next ticket of your unit's window queue (and its request, when linked).
+    CallNext {
+        /// Your counter (window): only tickets meant for it or for none.
+        #[arg(long, value_name = "COUNTER")]
+        counter: Option<String>,
+    },
+    /// Check a booked appointment in at the hall: the visitor gets a ticket.
+    CheckIn {
+        /// Appointment id.
+        #[arg(value_name = "APPOINTMENT")]
+        appointment: String,
+    },
+    /// The service centre's returned requests (退单) waiting to be re-routed.
+    Returned,
     /// Show a request: status, revision, tasks, materials, clocks, form.
     Show {
         /// Request id.
@@ -430,9 +451,21 @@ fn login(
 }
 
 /// Checks and normalises a server address: `http(s)://host[:port][/prefix]`, no trailing `/`.
+///
+/// Without a scheme (`host:port`), `http://` is assumed for this machine (`localhost`,
+/// `127.0.0.1`, `[::1]`) and `https://` for any other host: a token never crosses the network
+/// in the clear unless the clerk writes `http://` themself.
 pub fn server_url(text: &str) -> Result<String, Failure> {
     let bad = |why: &str| Failure::usage(format!("--server {text}: {why}"));
-    let url = url::Url::parse(text.trim()).map_err(|e| bad(&e.to_string()))?;
+    let trimmed = text.trim();
+    let full = if trimmed.contains("://") {
+        trimmed.to_string()
+    } else {
+        let host = trimmed.split(['/', ':']).next().unwrap_or_default();
+        let local = matches!(host, "localhost" | "127.0.0.1") || trimmed.starts_with("[::1]");
+        format!("{}://{trimmed}", if local { "http" } else { "https" })
+    };
+    let url = url::Url::parse(&full).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("use an http:// or https:// address"));
     }
@@ -443,6 +476,70 @@ pub fn server_url(text: &str) -> Result<String, Failure> {
         return Err(bad("give only the scheme, host, port and path"));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// How a command names a request.
+#[derive(Debug, PartialEq, Eq)]
+enum Named {
+    /// A whole id.
+    Id,
+    /// A request number, upper-cased.
+    Number(String),
+    /// The start of an id, lower-cased.
+    Prefix(String),
+}
+
+/// Tells an id, a request number and an id prefix apart. Anything else is taken as an id and
+/// checked by [`request_path`].
+fn classify(text: &str) -> Named {
+    let upper = text.to_ascii_uppercase();
+    let b = upper.as_bytes();
+    if b.len() == 17
+        && b.starts_with(b"PT")
+        && b[2..10].iter().all(u8::is_ascii_digit)
+        && b[10] == b'-'
+        && b[11..].iter().all(u8::is_ascii_digit)
+    {
+        return Named::Number(upper);
+    }
+    let lower = text.to_ascii_lowercase();
+    let hex = lower
+        .bytes()
+        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c) || c == b'-');
+    if hex && (4..36).contains(&lower.len()) {
+        return Named::Prefix(lower);
+    }
+    Named::Id
+}
+
+/// A query value the client builds: refuses anything that would need escaping.
+fn query_value(text: &str) -> Result<String, Failure> {
+    if !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        Ok(text.to_string())
+    } else {
+        Err(Failure::usage(format!(
+            "`{text}` is not a value the server takes"
+        )))
+    }
+}
+
+/// An id as a path segment: refuses anything that could change the path.
+fn path_segment<'a>(id: &'a str, what: &str) -> Result<&'a str, Failure> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(id)
+    } else {
+        Err(Failure::usage(format!("`{id}` is not an {what} id")))
+    }
 }
 
 /// A request id as a path segment: refuses anything that could change the path.
@@ -537,6 +634,10 @@ fn action_of(command: &ClientCommand) -> Option<(&'static str, &'static str, &Ta
         | C::Logout
         | C::Queue
         | C::Next
+        | C::Tickets { .. }
+        | C::CallNext { .. }
+        | C::CheckIn { .. }
+        | C::Returned
         | C::Show { .. }
         | C::Events { .. }
         | C::Verify { .. }
@@ -606,15 +707,51 @@ impl Session {
                 self.output(&reply, |body| render::queue(body, Utc::now()))
             }
             ClientCommand::Next => self.next(),
+            ClientCommand::Tickets { date } => {
+                let path = match date {
+                    Some(date) => format!("/api/v1/tickets?date={}", query_value(&date)?),
+                    None => "/api/v1/tickets".to_string(),
+                };
+                let reply = self.expect_ok(self.http.get(&path)?)?;
+                self.output(&reply, render::tickets)
+            }
+            ClientCommand::CallNext { counter } => {
+                let body = json!({ "counter": counter });
+                let reply = self.http.post("/api/v1/tickets/next", Some(&body), None)?;
+                if reply.status == 204 {
+                    return Ok(if self.json {
+                        "null\n".into()
+                    } else {
+                        "Nobody is waiting in your unit's window queue.\n".into()
+                    });
+                }
+                let reply = self.expect_ok(reply)?;
+                self.output(&reply, |body| render::called(body, Utc::now()))
+            }
+            ClientCommand::CheckIn { appointment } => {
+                let path = format!(
+                    "/api/v1/appointments/{}/check-in",
+                    path_segment(&appointment, "appointment")?
+                );
+                let reply = self.expect_ok(self.http.post(&path, None, None)?)?;
+                self.output(&reply, render::checked_in)
+            }
+            ClientCommand::Returned => {
+                let reply = self.expect_ok(
+                    self.http
+                        .get("/api/v1/requests?status=returned&limit=100")?,
+                )?;
+                self.output(&reply, render::returned)
+            }
             ClientCommand::Show { id } => {
-                let reply = self.expect_ok(self.http.get(&request_path(&id)?)?)?;
+                let reply = self.expect_ok(self.http.get(&self.request_path(&id)?)?)?;
                 let etag = reply.etag.clone();
                 self.output(&reply, |view| {
                     render::request(view, etag.as_deref(), Utc::now())
                 })
             }
             ClientCommand::Events { id } => {
-                let path = format!("{}/events", request_path(&id)?);
+                let path = format!("{}/events", self.request_path(&id)?);
                 let reply = self.expect_ok(self.http.get(&path)?)?;
                 self.output(&reply, render::events)
             }
@@ -622,6 +759,56 @@ impl Session {
             ClientCommand::AtRisk(args) => sla::at_risk(&self.http, self.json, &args),
             ClientCommand::Stats(args) => sla::stats(&self.http, self.json, &args),
             _ => unreachable!("login, logout, verify and the actions are handled before"),
+        }
+    }
+
+    /// The path of the request `text` names: an id, a request number (`PT20261129-000002`,
+    /// looked up with `?number=`) or a unique prefix of an id (`?id_prefix=`; several matches
+    /// are an error listing them).
+    fn request_path(&self, text: &str) -> Result<String, Failure> {
+        let text = text.trim();
+        match classify(text) {
+            Named::Id => request_path(text),
+            Named::Number(number) => {
+                let reply = self.expect_ok(
+                    self.http
+                        .get(&format!("/api/v1/requests?number={number}&limit=2"))?,
+                )?;
+                let found = reply.json()?;
+                match found["items"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
+                    [one] => request_path(one["id"].as_str().unwrap_or_default()),
+                    _ => Err(Failure::failed(format!(
+                        "no request {number} that you may see"
+                    ))),
+                }
+            }
+            Named::Prefix(prefix) => {
+                let reply = self.expect_ok(
+                    self.http
+                        .get(&format!("/api/v1/requests?id_prefix={prefix}&limit=10"))?,
+                )?;
+                let found = reply.json()?;
+                let items = found["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+                match items {
+                    [] => Err(Failure::failed(format!(
+                        "no request whose id starts with {prefix} that you may see"
+                    ))),
+                    [one] => request_path(one["id"].as_str().unwrap_or_default()),
+                    many => Err(Failure::usage(format!(
+                        "{prefix} is the start of {}{} requests' ids; give more of it: {}",
+                        if many.len() == 10 { "at least " } else { "" },
+                        many.len(),
+                        many.iter()
+                            .map(|r| format!(
+                                "{} ({})",
+                                render::text(r, "id"),
+                                render::text(r, "number")
+                            ))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))),
+                }
+            }
         }
     }
 
@@ -679,7 +866,7 @@ impl Session {
         endpoint: &str,
         body: Value,
     ) -> Result<String, Failure> {
-        let path = request_path(&target.id)?;
+        let path = self.request_path(&target.id)?;
         let before = self.expect_ok(self.http.get(&path)?)?;
         let before_view = before.json()?;
         let label = match before_view["number"].as_str() {
@@ -786,7 +973,7 @@ mod tests {
     }
 
     fn view(status: &str) -> String {
-        json!({"id": "0193a", "number": "PT20261128-000001", "status": status}).to_string()
+        json!({"id": "0193a4c2-7c1e-7d2a-9b3c-1a2b3c4d5e6f", "number": "PT20261128-000001", "status": status}).to_string()
     }
 
     fn session(server: &str) -> Session {
@@ -798,7 +985,7 @@ mod tests {
 
     fn target(revision: Option<&str>) -> Target {
         Target {
-            id: "0193a".into(),
+            id: "0193a4c2-7c1e-7d2a-9b3c-1a2b3c4d5e6f".into(),
             revision: revision.map(String::from),
             task: None,
         }
@@ -829,7 +1016,10 @@ mod tests {
             .unwrap();
         assert_eq!(out, "PT20261128-000001: called → accepted (accept, r3).\n");
         let get = requests.recv().unwrap();
-        assert!(get.starts_with("GET /api/v1/requests/0193a "), "{get}");
+        assert!(
+            get.starts_with("GET /api/v1/requests/0193a4c2-7c1e-7d2a-9b3c-1a2b3c4d5e6f "),
+            "{get}"
+        );
         assert!(
             get.to_ascii_lowercase()
                 .contains("authorization: bearer tok"),
@@ -837,7 +1027,7 @@ mod tests {
         );
         let post = requests.recv().unwrap();
         assert!(
-            post.starts_with("POST /api/v1/requests/0193a/actions "),
+            post.starts_with("POST /api/v1/requests/0193a4c2-7c1e-7d2a-9b3c-1a2b3c4d5e6f/actions "),
             "{post}"
         );
         assert!(
@@ -1061,10 +1251,33 @@ mod tests {
             server_url("https://msb.example.gov.cn/prefix/").unwrap(),
             "https://msb.example.gov.cn/prefix"
         );
-        for bad in ["127.0.0.1:8080", "ftp://x", "http://x/?a=1", "http://u:p@x"] {
+        // Without a scheme: http on this machine, https elsewhere.
+        assert_eq!(
+            server_url("127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            server_url("localhost:8080").unwrap(),
+            "http://localhost:8080"
+        );
+        assert_eq!(
+            server_url("msb.example.gov.cn:8443").unwrap(),
+            "https://msb.example.gov.cn:8443"
+        );
+        for bad in ["ftp://x", "http://x/?a=1", "http://u:p@x", "a b:80"] {
             assert_eq!(server_url(bad).unwrap_err().exit, 2, "{bad}");
         }
         assert!(request_path("0193f2a4-7c1e-7d2a-9b3c-1a2b3c4d5e6f").is_ok());
+        // A request is named by its id, its number or the start of its id.
+        assert_eq!(classify("0193f2a4-7c1e-7d2a-9b3c-1a2b3c4d5e6f"), Named::Id);
+        assert_eq!(
+            classify("pt20261129-000002"),
+            Named::Number("PT20261129-000002".into())
+        );
+        assert_eq!(classify("0193F2A4"), Named::Prefix("0193f2a4".into()));
+        for other in ["019", "PT2026", "not-hex", "中文"] {
+            assert_eq!(classify(other), Named::Id, "{other}");
+        }
         for bad in ["", "../queue", "a/b", "x?y"] {
             assert_eq!(request_path(bad).unwrap_err().exit, 2, "{bad}");
         }

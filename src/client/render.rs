@@ -364,6 +364,128 @@ pub fn details(payload: &Value) -> String {
     }
 }
 
+/// A unit's window queue (`GET /api/v1/tickets`).
+pub fn tickets(body: &Value) -> String {
+    let items = body["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if items.is_empty() {
+        return format!(
+            "Nobody is in the window queue of {} on {}.\n",
+            text(body, "unit"),
+            text(body, "date")
+        );
+    }
+    let mut table = Table::new(&[
+        "TICKET",
+        "KIND",
+        "STATE",
+        "WAITED",
+        "SLOT",
+        "COUNTER",
+        "MATTER",
+        "REQUEST ID",
+    ]);
+    for item in items {
+        table.row(vec![
+            text(item, "number"),
+            text(item, "kind"),
+            text(item, "state"),
+            minutes(&item["waiting_seconds"]),
+            time(&item["slot_start"]),
+            match item["called_counter"].as_str() {
+                Some(counter) => counter.to_string(),
+                None => text(item, "counter"),
+            },
+            text(item, "matter"),
+            text(item, "request_id"),
+        ]);
+    }
+    let waiting = items.iter().filter(|t| t["state"] == "waiting").count();
+    format!(
+        "{}{} on {}: {waiting} waiting of {} ticket{} (times are Shanghai time)\n",
+        table.render(),
+        text(body, "unit"),
+        text(body, "date"),
+        items.len(),
+        if items.len() == 1 { "" } else { "s" }
+    )
+}
+
+/// `12m` from a number of seconds.
+fn minutes(value: &Value) -> String {
+    match value.as_i64() {
+        Some(seconds) => format!("{}m", seconds / 60),
+        None => String::new(),
+    }
+}
+
+/// A ticket called (`POST /api/v1/tickets/next`), with its request when the call moved it.
+pub fn called(body: &Value, now: DateTime<Utc>) -> String {
+    let ticket = &body["ticket"];
+    let mut out = format!(
+        "Called {} ({}, waited {}){}.\n",
+        text(ticket, "number"),
+        text(ticket, "kind"),
+        minutes(&ticket["waiting_seconds"]),
+        match ticket["called_counter"].as_str() {
+            Some(counter) => format!(" to counter {}", clean(counter)),
+            None => String::new(),
+        }
+    );
+    if body["request"].is_object() {
+        out.push('\n');
+        out.push_str(&request(&body["request"], None, now));
+    } else if let Some(id) = ticket["request_id"].as_str() {
+        out.push_str(&format!(
+            "Request {}: not waiting to be called.\n",
+            clean(id)
+        ));
+    }
+    out
+}
+
+/// An appointment checked in: what the server sent (the appointment, and its ticket once the
+/// check-in issues one).
+pub fn checked_in(body: &Value) -> String {
+    let mut out = format!(
+        "Checked in appointment {} ({}).\n",
+        text(body, "id"),
+        text(body, "status")
+    );
+    let ticket = &body["ticket"];
+    if ticket.is_object() {
+        out.push_str(&format!(
+            "Ticket {} in the queue of {}.\n",
+            text(ticket, "number"),
+            text(ticket, "unit")
+        ));
+    }
+    out
+}
+
+/// The returned requests waiting for the service centre to re-route them.
+pub fn returned(body: &Value) -> String {
+    let items = body["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if items.is_empty() {
+        return "No returned request is waiting to be re-routed.\n".into();
+    }
+    let mut table = Table::new(&["NUMBER", "MATTER", "RETURNED BY", "APPLICANT", "REQUEST ID"]);
+    for item in items {
+        table.row(vec![
+            text(item, "number"),
+            text(item, "code"),
+            text(item, "lead_unit"),
+            text(&item["applicant"], "name"),
+            text(item, "id"),
+        ]);
+    }
+    format!(
+        "{}{} returned request{} waiting to be re-routed\n",
+        table.render(),
+        items.len(),
+        if items.len() == 1 { "" } else { "s" }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

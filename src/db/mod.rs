@@ -23,6 +23,7 @@ pub mod ratings;
 pub mod requests;
 pub mod schema;
 pub mod sla;
+pub mod tickets;
 mod url;
 pub mod workflow;
 
@@ -169,7 +170,8 @@ pub fn migrate(conn: &mut DbConnection, url: &DatabaseUrl) -> Result<(), DbSetup
 }
 
 /// Runs `work` in a write transaction: `BEGIN IMMEDIATE` on SQLite (so two writers never
-/// deadlock upgrading a read lock), a plain transaction on PostgreSQL.
+/// deadlock upgrading a read lock), a plain transaction on PostgreSQL; inside a transaction
+/// already, a savepoint in it.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -177,6 +179,14 @@ where
 {
     use diesel::connection::{AnsiTransactionManager, TransactionManager};
     type Manager = <DbConnection as Connection>::TransactionManager;
+    // Nested in a write transaction already (a ticket issued inside an appointment's check-in,
+    // a request's step inside a ticket's call): a savepoint in it.
+    if Manager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some()
+    {
+        return conn.transaction(work);
+    }
     match conn {
         DbConnection::Sqlite(inner) => {
             // SQLite takes one writer at a time. Its own lock wait is a sleep-and-retry loop, so

@@ -584,6 +584,10 @@ pub struct Filters {
     pub created_from: Option<NaiveDateTime>,
     /// Created before (UTC).
     pub created_to: Option<NaiveDateTime>,
+    /// Exactly this request number.
+    pub number: Option<String>,
+    /// Ids starting with this (lower-case hex digits and `-`, checked by the caller).
+    pub id_prefix: Option<String>,
 }
 
 fn filtered<'a>(scope: &'a Scope, f: &'a Filters) -> requests::BoxedQuery<'a, Backend> {
@@ -651,6 +655,12 @@ fn filtered<'a>(scope: &'a Scope, f: &'a Filters) -> requests::BoxedQuery<'a, Ba
     }
     if let Some(to) = f.created_to {
         query = query.filter(requests::created_at.lt(to));
+    }
+    if let Some(number) = &f.number {
+        query = query.filter(requests::number.eq(number));
+    }
+    if let Some(prefix) = &f.id_prefix {
+        query = query.filter(requests::id.like(format!("{prefix}%")));
     }
     query
 }

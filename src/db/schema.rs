@@ -550,6 +550,52 @@ diesel::table! {
 
 diesel::joinable!(assisted_acts -> requests (request_id));
 
+diesel::table! {
+    /// The window queue: tickets visitors hold in a unit's queue in the hall (docs/tickets.md).
+    tickets (id) {
+        /// UUID v7.
+        id -> Text,
+        /// The unit whose queue it is in.
+        unit -> Text,
+        /// `YYYYMMDD` in the district's time zone: numbers run per unit per day.
+        day -> Text,
+        /// The day's sequence number in the unit, from 1.
+        seq -> Integer,
+        /// What the visitor sees: the unit's letter and the sequence, `A017`.
+        number -> Text,
+        /// `appointment` or `walk_in`.
+        kind -> Text,
+        /// The appointment checked in (appointment tickets).
+        appointment_id -> Nullable<Text>,
+        /// The request the visit is about, once known.
+        request_id -> Nullable<Text>,
+        /// The enterprise, when known.
+        uscc -> Nullable<Text>,
+        /// The matter, when known.
+        matter -> Nullable<Text>,
+        /// The counter (window) it is meant for, if any.
+        counter -> Nullable<Text>,
+        /// The booked slot's start (appointment tickets), UTC.
+        slot_start -> Nullable<Timestamp>,
+        /// `waiting`, `called`, `done` or `no_answer`.
+        state -> Text,
+        /// Check-in (UTC).
+        issued_at -> Timestamp,
+        /// Who issued it (token subject).
+        issued_by -> Text,
+        /// When it was called (UTC).
+        called_at -> Nullable<Timestamp>,
+        /// Who called it (token subject).
+        called_by -> Nullable<Text>,
+        /// The counter it was called to.
+        called_counter -> Nullable<Text>,
+        /// When it was marked done or not answered (UTC).
+        finished_at -> Nullable<Timestamp>,
+        /// Optimistic-concurrency revision.
+        revision -> Integer,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     requests,
     tasks,
@@ -570,4 +616,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     appointment_weeks,
     authorizations,
     assisted_acts,
+    tickets,
 );

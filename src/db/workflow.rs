@@ -180,6 +180,23 @@ pub fn record(conn: &mut DbConnection, step: &Step) -> Result<RequestRecord, Ste
             }
             None => follow_request(conn, step)?,
         }
+        if step.action == Action::Accept {
+            // The clerk who accepts the request takes its window task (the one in the
+            // lead's queue): it is theirs from now on, whoever called it.
+            diesel::update(
+                tasks::table
+                    .filter(tasks::request_id.eq(&step.request_id))
+                    .filter(
+                        tasks::role
+                            .eq_any([TaskRole::Lead.as_str(), TaskRole::Coordinator.as_str()]),
+                    ),
+            )
+            .set((
+                tasks::claimed_by.eq(&step.event.actor),
+                tasks::claimed_at.eq(step.at),
+            ))
+            .execute(conn)?;
+        }
         match &step.result {
             Some(ResultUpdate::Decided { kind }) => {
                 diesel::update(requests_table::table.find(&step.request_id))

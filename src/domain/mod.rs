@@ -16,6 +16,7 @@ pub mod open311;
 pub mod rating;
 pub mod request;
 pub mod routing;
+pub mod ticket;
 pub mod unit;
 pub mod uscc;
 

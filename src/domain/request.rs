@@ -53,6 +53,8 @@ macro_rules! text_enum {
     };
 }
 
+pub(crate) use text_enum;
+
 text_enum! {
     /// Lifecycle state of a request or task, in the national vocabulary.
     Status {

@@ -265,7 +265,7 @@ fn not_allowed(illegal: lifecycle::Illegal) -> ApiError {
 }
 
 /// The answer to an actor who may not take the step.
-fn denied(denied: Denied, id: &str) -> ApiError {
+pub(crate) fn denied(denied: Denied, id: &str) -> ApiError {
     match denied {
         Denied::Hidden => ApiError::not_found(format!("no request {id}")),
         Denied::Forbidden(why) => ApiError::forbidden(why),
@@ -307,7 +307,7 @@ fn refused(refused: Refused) -> ApiError {
 
 /// Who stands where on the request, for [`lifecycle::authorize`]; the caller's 帮办 standing
 /// is added by the caller where the step is the enterprise's.
-fn parties_of(record: &RequestRecord) -> Result<Parties, ApiError> {
+pub(crate) fn parties_of(record: &RequestRecord) -> Result<Parties, ApiError> {
     let r = &record.request;
     Ok(Parties {
         owner: r.uscc.clone(),
@@ -396,6 +396,243 @@ fn result_of(
     }
 }
 
+/// What a step needs of the audit trail: the return a reroute answers, the earlier denials of
+/// a bundle (the enterprise hears every denying unit's reason).
+#[derive(Debug, Default)]
+pub(crate) struct History {
+    returned: Option<(String, chrono::DateTime<Utc>)>,
+    denials: Vec<(Option<String>, Value)>,
+}
+
+/// Reads the [`History`] a step of `action` on `record` needs (nothing for most steps).
+pub(crate) async fn history_of(
+    db: &Database,
+    record: &RequestRecord,
+    action: Action,
+) -> Result<History, ApiError> {
+    let mut history = History::default();
+    let lookup = record.request.id.clone();
+    if action == Action::Reroute {
+        // The return this reroute answers: who returned it, and when.
+        history.returned = db
+            .run(move |conn| Ok(audit::last_of(conn, &lookup, Action::Return.as_str())?))
+            .await?
+            .map(|e| (e.unit.unwrap_or_default(), e.at.and_utc()));
+    } else if matches!(action, Action::Approve | Action::Deny)
+        && record.request.kind == RequestKind::Bundle.as_str()
+    {
+        // The last decision of a bundle may deny it (an approval after a denial).
+        history.denials = db
+            .run(move |conn| Ok(audit::all_of(conn, &lookup, Action::Deny.as_str())?))
+            .await?
+            .into_iter()
+            .map(|e| (e.unit, serde_json::from_str(&e.payload).unwrap_or_default()))
+            .collect();
+    }
+    Ok(history)
+}
+
+/// The rules a step is planned under.
+pub(crate) struct StepRules<'a> {
+    /// The catalog.
+    pub catalog: &'a Catalog,
+    /// The calendar in force.
+    pub calendar: std::sync::Arc<crate::domain::calendar::Calendar>,
+    /// Warning share of the clocks, percent.
+    pub warn_percent: u32,
+}
+
+/// Plans the lifecycle step `body` by `principal` on `record` as read at revision `expected`:
+/// who may take it, whether the state allows it, what it does to the tasks, clocks, result and
+/// mail. The one place a step is planned: the actions endpoint and a ticket's call
+/// (`routes::tickets`) both record what this returns with [`workflow::record`].
+#[allow(clippy::too_many_arguments)] // the step's inputs, each read once by the caller
+pub(crate) fn step_for(
+    principal: &Principal,
+    record: &RequestRecord,
+    parties: &Parties,
+    body: &ActionBody,
+    expected: i32,
+    history: History,
+    rules: &StepRules<'_>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Step, ApiError> {
+    let r = &record.request;
+    let id = &r.id;
+    let target = lifecycle::authorize(
+        &principal.actor,
+        body.action,
+        parties,
+        body.task.as_deref(),
+    )
+    .map_err(|d| denied(d, id))?;
+    if expected != r.revision {
+        return Err(stale(r.revision, &r.status));
+    }
+    let status: Status = r.status.parse().map_err(ApiError::internal)?;
+    if body.action == Action::Refuse && r.deemed_accepted_at.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::ActionNotAllowed,
+            "the request counts as accepted from receipt (Art. 32: no supplement notice within five working days); it can no longer be refused",
+        )
+        .with_extension("state", json!(status)));
+    }
+    let situation = Situation {
+        status,
+        special_procedure: r.special_procedure,
+        extended: r.extended,
+    };
+    let joint = r.kind == RequestKind::Bundle.as_str();
+    let mut payload = check(body)?;
+    if body.action == Action::Deliver {
+        crate::db::materials::ready_to_deliver(rules.catalog, record)?;
+    }
+    let planned = lifecycle::plan(
+        situation,
+        joint,
+        &task_states(record)?,
+        &target,
+        body.action,
+        payload["reason"].as_str(),
+        |unit| {
+            let unit = rules.catalog.unit(unit);
+            vec![unit.name_zh.clone(), unit.name_en.clone()]
+        },
+    )
+    .map_err(refused)?;
+    let outcome = planned.outcome;
+    if let Some((task, after)) = &planned.task {
+        payload["task"] = json!({ "id": task, "status_after": after.status });
+    }
+    if !planned.opinions.is_empty() {
+        payload["opinions"] = json!(planned.opinions);
+    }
+    // Taken for the enterprise under a grant: the audit names the enterprise and the grant.
+    let enterprise_step = body.action.taken_by() == lifecycle::Taker::OwningEnterprise;
+    let assisted = match &parties.assistant {
+        Standing::Holds { grant, leader } if enterprise_step => {
+            payload["on_behalf_of"] = json!(r.uscc);
+            payload["authorization"] = json!(grant);
+            payload["leader"] = json!(leader);
+            let mut row = crate::routes::authorizations::act_row(
+                principal,
+                &r.uscc,
+                body.action.as_str(),
+                Some((grant, *leader)),
+                None,
+                now,
+            );
+            row.request_id = r.id.clone();
+            Some(row)
+        }
+        _ => None,
+    };
+    let (role, unit) = match &principal.actor {
+        Actor::Enterprise(_) => ("enterprise", None),
+        Actor::Clerk(u) => ("clerk", Some(u.to_string())),
+        Actor::Supervisor(u) => ("supervisor", u.map(|u| u.to_string())),
+        Actor::Admin => ("admin", None),
+    };
+    let reroute = match (body.action, body.unit) {
+        (Action::Reroute, Some(to)) => Some((
+            to,
+            RoutingDecisionRow {
+                id: Uuid::now_v7().to_string(),
+                request_id: r.id.clone(),
+                catalog_version: r.catalog_version.clone(),
+                reason: "reroute".into(),
+                explanation: json!({
+                    "from": r.lead_unit,
+                    "to": to,
+                    "by": principal.subject,
+                    "reason": payload["reason"],
+                    "rule": "the service centre arbitrated a returned request (退单) and re-routed it",
+                })
+                .to_string(),
+                decided_at: now.naive_utc(),
+            },
+        )),
+        _ => None,
+    };
+    let returned = history.returned;
+    let decided =
+        outcome.status != status && matches!(outcome.status, Status::Approved | Status::Denied);
+    if decided && outcome.status == Status::Denied && joint {
+        // A bundle denied: the enterprise hears every denying unit's reason.
+        let earlier = &history.denials;
+        let this = match (body.action, unit.as_deref(), payload["reason"].as_str()) {
+            (Action::Deny, Some(u), Some(reason)) => Some((u, reason)),
+            _ => None,
+        };
+        payload["reasons"] = json!(denial_reasons(earlier, this));
+    }
+    let notices = notices_of(
+        rules.catalog,
+        record,
+        body.action,
+        &payload,
+        outcome.status,
+        status,
+        unit.as_deref(),
+    );
+    let result = result_of(
+        body.action,
+        decided.then_some(outcome.status),
+        &payload,
+        now,
+    );
+    let calendar = rules.calendar.clone();
+    let step = Step {
+        notices,
+        assisted,
+        request_id: r.id.clone(),
+        task: planned.task.map(|(task_id, after)| TaskStep {
+            task_id,
+            status: after.status,
+            special_procedure: after.special_procedure,
+            opinion: match (body.action, body.opinion) {
+                (Action::GiveOpinion, Some(opinion)) => Some(GivenOpinion {
+                    opinion,
+                    note: payload["note"].as_str().map(str::to_string),
+                    by: principal.subject.clone(),
+                }),
+                _ => None,
+            },
+        }),
+        action: body.action,
+        clocks: ClockEffects {
+            calendar,
+            warn_percent: rules.warn_percent,
+            joint,
+            detail: body
+                .kind
+                .map(|k| json!(k).as_str().unwrap_or_default().to_string())
+                .unwrap_or_default(),
+            returned,
+            derived: planned.derived,
+        },
+        expected_revision: expected,
+        status: outcome.status,
+        special_procedure: outcome.special_procedure,
+        extended: outcome.extended,
+        result,
+        reroute,
+        event: Entry {
+            request_id: r.id.clone(),
+            actor: principal.subject.clone(),
+            role: role.into(),
+            unit,
+            action: body.action.as_str().into(),
+            state_before: Some(status.as_str().into()),
+            state_after: Some(outcome.status.as_str().into()),
+            payload,
+            at: now,
+        },
+        at: now.naive_utc(),
+    };
+    Ok(step)
+}
+
 /// Take one step on a request.
 ///
 /// Enterprises `withdraw` and `supplement` their own requests; clerks of the lead unit `call`,
@@ -448,7 +685,6 @@ pub async fn act(
     let mut parties = parties_of(&record)?;
     // An official's 帮办 standing for the owner: the enterprise's steps (withdraw, supplement)
     // need a live grant, and a grant shows the request to an official of any unit.
-    let enterprise_step = body.action.taken_by() == lifecycle::Taker::OwningEnterprise;
     if matches!(principal.actor, Actor::Clerk(_) | Actor::Supervisor(_)) {
         parties.assistant = crate::routes::authorizations::standing_of(
             &db,
@@ -459,193 +695,21 @@ pub async fn act(
         )
         .await?;
     }
-    let target = lifecycle::authorize(
-        &principal.actor,
-        body.action,
-        &parties,
-        body.task.as_deref(),
-    )
-    .map_err(|d| denied(d, &id))?;
+    // Who may act comes before the precondition: a caller who may not see the request gets
+    // the 404 of a missing one, whatever `If-Match` says.
+    lifecycle::authorize(&principal.actor, body.action, &parties, body.task.as_deref())
+        .map_err(|d| denied(d, &id))?;
     let expected = if_match_revision(&req, "request", r.revision)?;
-    if expected != r.revision {
-        return Err(stale(r.revision, &r.status));
-    }
-    let status: Status = r.status.parse().map_err(ApiError::internal)?;
-    if body.action == Action::Refuse && r.deemed_accepted_at.is_some() {
-        return Err(ApiError::new(
-            ErrorCode::ActionNotAllowed,
-            "the request counts as accepted from receipt (Art. 32: no supplement notice within five working days); it can no longer be refused",
-        )
-        .with_extension("state", json!(status)));
-    }
-    let situation = Situation {
-        status,
-        special_procedure: r.special_procedure,
-        extended: r.extended,
+    let history = history_of(&db, &record, body.action).await?;
+    let rules = StepRules {
+        catalog: &catalog,
+        calendar: calendars.current(),
+        warn_percent: sla.warn_percent,
     };
-    let joint = r.kind == RequestKind::Bundle.as_str();
-    let mut payload = check(&body)?;
-    if body.action == Action::Deliver {
-        crate::db::materials::ready_to_deliver(&catalog, &record)?;
-    }
-    let planned = lifecycle::plan(
-        situation,
-        joint,
-        &task_states(&record)?,
-        &target,
-        body.action,
-        payload["reason"].as_str(),
-        |unit| {
-            let unit = catalog.unit(unit);
-            vec![unit.name_zh.clone(), unit.name_en.clone()]
-        },
-    )
-    .map_err(refused)?;
-    let outcome = planned.outcome;
-    if let Some((task, after)) = &planned.task {
-        payload["task"] = json!({ "id": task, "status_after": after.status });
-    }
-    if !planned.opinions.is_empty() {
-        payload["opinions"] = json!(planned.opinions);
-    }
     let now = Utc::now().trunc_subsecs(6);
-    // Taken for the enterprise under a grant: the audit names the enterprise and the grant.
-    let assisted = match &parties.assistant {
-        Standing::Holds { grant, leader } if enterprise_step => {
-            payload["on_behalf_of"] = json!(r.uscc);
-            payload["authorization"] = json!(grant);
-            payload["leader"] = json!(leader);
-            let mut act = crate::routes::authorizations::act_row(
-                &principal,
-                &r.uscc,
-                body.action.as_str(),
-                Some((grant, *leader)),
-                None,
-                now,
-            );
-            act.request_id = r.id.clone();
-            Some(act)
-        }
-        _ => None,
-    };
-    let (role, unit) = match &principal.actor {
-        Actor::Enterprise(_) => ("enterprise", None),
-        Actor::Clerk(u) => ("clerk", Some(u.to_string())),
-        Actor::Supervisor(u) => ("supervisor", u.map(|u| u.to_string())),
-        Actor::Admin => ("admin", None),
-    };
-    let reroute = match (body.action, body.unit) {
-        (Action::Reroute, Some(to)) => Some((
-            to,
-            RoutingDecisionRow {
-                id: Uuid::now_v7().to_string(),
-                request_id: r.id.clone(),
-                catalog_version: r.catalog_version.clone(),
-                reason: "reroute".into(),
-                explanation: json!({
-                    "from": r.lead_unit,
-                    "to": to,
-                    "by": principal.subject,
-                    "reason": payload["reason"],
-                    "rule": "the service centre arbitrated a returned request (退单) and re-routed it",
-                })
-                .to_string(),
-                decided_at: now.naive_utc(),
-            },
-        )),
-        _ => None,
-    };
-    let returned = match body.action {
-        Action::Reroute => {
-            // The return this reroute answers: who returned it, and when.
-            let lookup = r.id.clone();
-            db.run(move |conn| Ok(audit::last_of(conn, &lookup, Action::Return.as_str())?))
-                .await?
-                .map(|e| (e.unit.unwrap_or_default(), e.at.and_utc()))
-        }
-        _ => None,
-    };
-    let decided =
-        outcome.status != status && matches!(outcome.status, Status::Approved | Status::Denied);
-    if decided && outcome.status == Status::Denied && joint {
-        // A bundle denied: the enterprise hears every denying unit's reason.
-        let lookup = r.id.clone();
-        let earlier: Vec<(Option<String>, Value)> = db
-            .run(move |conn| Ok(audit::all_of(conn, &lookup, Action::Deny.as_str())?))
-            .await?
-            .into_iter()
-            .map(|e| (e.unit, serde_json::from_str(&e.payload).unwrap_or_default()))
-            .collect();
-        let this = match (body.action, unit.as_deref(), payload["reason"].as_str()) {
-            (Action::Deny, Some(u), Some(reason)) => Some((u, reason)),
-            _ => None,
-        };
-        payload["reasons"] = json!(denial_reasons(&earlier, this));
-    }
-    let notices = notices_of(
-        &catalog,
-        &record,
-        body.action,
-        &payload,
-        outcome.status,
-        status,
-        unit.as_deref(),
-    );
-    let result = result_of(
-        body.action,
-        decided.then_some(outcome.status),
-        &payload,
-        now,
-    );
-    let calendar = calendars.current();
-    let step = Step {
-        notices,
-        assisted,
-        request_id: r.id.clone(),
-        task: planned.task.map(|(task_id, after)| TaskStep {
-            task_id,
-            status: after.status,
-            special_procedure: after.special_procedure,
-            opinion: match (body.action, body.opinion) {
-                (Action::GiveOpinion, Some(opinion)) => Some(GivenOpinion {
-                    opinion,
-                    note: payload["note"].as_str().map(str::to_string),
-                    by: principal.subject.clone(),
-                }),
-                _ => None,
-            },
-        }),
-        action: body.action,
-        clocks: ClockEffects {
-            calendar,
-            warn_percent: sla.warn_percent,
-            joint,
-            detail: body
-                .kind
-                .map(|k| json!(k).as_str().unwrap_or_default().to_string())
-                .unwrap_or_default(),
-            returned,
-            derived: planned.derived,
-        },
-        expected_revision: expected,
-        status: outcome.status,
-        special_procedure: outcome.special_procedure,
-        extended: outcome.extended,
-        result,
-        reroute,
-        event: Entry {
-            request_id: r.id.clone(),
-            actor: principal.subject.clone(),
-            role: role.into(),
-            unit,
-            action: body.action.as_str().into(),
-            state_before: Some(status.as_str().into()),
-            state_after: Some(outcome.status.as_str().into()),
-            payload,
-            at: now,
-        },
-        at: now.naive_utc(),
-    };
+    let step = step_for(
+        &principal, &record, &parties, &body, expected, history, &rules, now,
+    )?;
     let updated = db
         .run(move |conn| match workflow::record(conn, &step) {
             Ok(record) => Ok(Ok(record)),

@@ -22,6 +22,7 @@ pub mod queue;
 pub mod ratings;
 pub mod requests;
 pub mod sla;
+pub mod tickets;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
 use utoipa::openapi::header::HeaderBuilder;
@@ -54,6 +55,7 @@ use crate::error::Problem;
         (name = "requests", description = "Enterprise requests: intake, reading, routing"),
         (name = "authorizations", description = "帮办: enterprises authorise officials to act for them; walk-in and assisted-handling statistics (docs/assisted-filing.md)"),
         (name = "queue", description = "The clerks' queue"),
+        (name = "tickets", description = "The window queue in the hall (叫号): tickets, call-next, waiting times (docs/tickets.md)"),
         (name = "audit", description = "The hash-chained audit trail"),
         (name = "sla", description = "Supervisors: SLA breaches (JSON or CSV), clocks at risk, on-time statistics (docs/sla.md)"),
         (name = "ratings", description = "Good/bad ratings (好差评) and the rectification cases bad ones open (docs/ratings.md)"),
@@ -195,6 +197,11 @@ where
         .service(authorizations::revoke)
         .service(queue::list)
         .service(queue::next)
+        .service(tickets::issue)
+        .service(tickets::list)
+        .service(tickets::next)
+        .service(tickets::act)
+        .service(tickets::link)
         .service(audit::timeline)
         .service(audit::verify)
         .service(sla::breaches)

@@ -1,5 +1,6 @@
 //! The clerks' queue: their unit's open tasks, and taking the next one.
 
+use actix_web::http::header;
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
@@ -12,7 +13,7 @@ use crate::db::workflow::{self, QueueItem};
 use crate::domain::UnitCode;
 use crate::domain::request::{Status, TaskRole};
 use crate::error::ApiError;
-use crate::routes::requests::{RequestView, view};
+use crate::routes::requests::{RequestView, etag, view};
 
 /// Most tasks listed.
 const LISTED: i64 = 200;
@@ -103,7 +104,8 @@ pub async fn list(principal: Principal, db: web::Data<Database>) -> Result<HttpR
     tag = "queue",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Taken", body = Claimed),
+        (status = 200, description = "Taken", body = Claimed,
+         headers(("ETag" = String, description = "The request's revision, for If-Match (as GET /api/v1/requests/{id} gives it)"))),
         (status = 204, description = "Nothing is waiting"),
         crate::routes::AuthFailures
     )
@@ -121,10 +123,12 @@ pub async fn next(
         .run(move |conn| workflow::claim_next(conn, unit, &clerk, now))
         .await?;
     Ok(match claimed {
-        Some((item, record)) => HttpResponse::Ok().json(Claimed {
-            task: entry(item),
-            request: view(&record, calendars.current().horizon()),
-        }),
+        Some((item, record)) => HttpResponse::Ok()
+            .insert_header((header::ETAG, etag(&record)))
+            .json(Claimed {
+                task: entry(item),
+                request: view(&record, calendars.current().horizon()),
+            }),
         None => HttpResponse::NoContent().finish(),
     })
 }

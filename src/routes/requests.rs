@@ -994,6 +994,13 @@ pub struct ListQuery {
     /// Created before (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     pub created_to: Option<String>,
+    /// Only the request with this number (exact), e.g. `PT20261129-000002`.
+    #[param(pattern = "^PT[0-9]{8}-[0-9]{6}$", example = "PT20261129-000002")]
+    pub number: Option<String>,
+    /// Only requests whose id starts with this (4 to 36 lower-case hex digits and `-`): how
+    /// the clerks' client finds a request from a short id.
+    #[param(pattern = "^[0-9a-f-]{4,36}$", example = "0193f2a4")]
+    pub id_prefix: Option<String>,
     /// `next_cursor` of the previous page.
     #[param(format = Uuid)]
     pub cursor: Option<String>,
@@ -1042,6 +1049,30 @@ fn parse_filters(query: &ListQuery) -> Result<(Filters, i64), ApiError> {
     };
     check("created_from", &query.created_from, &time);
     check("created_to", &query.created_to, &time);
+    check("number", &query.number, &|v| {
+        // Bytes, not string slices: a multi-byte character must not split a slice (panic).
+        let b = v.as_bytes();
+        let ok = b.len() == 17
+            && b.starts_with(b"PT")
+            && b[2..10].iter().all(u8::is_ascii_digit)
+            && b[10] == b'-'
+            && b[11..].iter().all(u8::is_ascii_digit);
+        if ok {
+            Ok(())
+        } else {
+            Err("a request number: PT, the day (YYYYMMDD), -, six digits".into())
+        }
+    });
+    check("id_prefix", &query.id_prefix, &|v| {
+        if (4..=36).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b'-')
+        {
+            Ok(())
+        } else {
+            Err("4 to 36 lower-case hex digits and `-`".into())
+        }
+    });
     check("cursor", &query.cursor, &|v| {
         Uuid::parse_str(v)
             .map(|_| ())
@@ -1068,6 +1099,8 @@ fn parse_filters(query: &ListQuery) -> Result<(Filters, i64), ApiError> {
             channel: query.channel.clone(),
             created_from: at(&query.created_from),
             created_to: at(&query.created_to),
+            number: query.number.clone(),
+            id_prefix: query.id_prefix.clone(),
         },
         query
             .limit

@@ -18,6 +18,7 @@ use crate::db::calendars::Calendars;
 use crate::db::sla::{
     self, After, BreachFilters, ClockFilters, Figures, GroupBy, Listed, StatsQuery,
 };
+use crate::db::tickets;
 use crate::domain::UnitCode;
 use crate::domain::calendar::Calendar;
 use crate::domain::request::{ClockKind, ClockState};
@@ -240,6 +241,22 @@ pub struct StatsView {
     pub groups: Vec<GroupStats>,
     /// Every counted clock together.
     pub overall: FiguresView,
+    /// Waiting in the hall's window queue (docs/tickets.md): per unit, the tickets first
+    /// called in the period and the time from check-in to that call.
+    pub waiting: Vec<WaitingView>,
+}
+
+/// One unit's waiting times in the window queue over the period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WaitingView {
+    /// The unit.
+    pub unit: String,
+    /// Tickets first called in the period.
+    pub called: i64,
+    /// Median seconds from check-in to the first call (nearest rank).
+    pub median_wait_seconds: Option<i64>,
+    /// 95th percentile of the same (nearest rank).
+    pub p95_wait_seconds: Option<i64>,
 }
 
 /// Filters and page of the breach list.
@@ -872,7 +889,15 @@ pub async fn stats(
         to,
         now,
     };
-    let stats = db.run(move |conn| Ok(sla::stats(conn, &request)?)).await?;
+    let waiting_unit = unit.clone();
+    let (stats, waiting) = db
+        .run(move |conn| {
+            Ok((
+                sla::stats(conn, &request)?,
+                tickets::waiting_times(conn, waiting_unit.as_deref(), from, to)?,
+            ))
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(StatsView {
         group_by: grouping,
         from: utc(from),
@@ -888,6 +913,15 @@ pub async fn stats(
             })
             .collect(),
         overall: stats.overall.into(),
+        waiting: waiting
+            .into_iter()
+            .map(|(unit, seconds)| WaitingView {
+                unit,
+                called: seconds.len() as i64,
+                median_wait_seconds: sla::percentile(&seconds, 50),
+                p95_wait_seconds: sla::percentile(&seconds, 95),
+            })
+            .collect(),
     }))
 }
 

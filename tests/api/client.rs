@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::Utc;
 use mashangban::auth::{Actor, Principal, TokenIssuer};
 use mashangban::domain::UnitCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::audit::delete_newest;
 use crate::helpers::TestApp;
@@ -446,7 +446,8 @@ async fn errors_are_one_line_with_the_right_exit_status(app: &TestApp) {
     );
     let line = fails(
         &config,
-        &["login", "--server", "127.0.0.1:8080", "--token", "x"],
+        // (Without a scheme an address is fine: `the_counter_works_…`.)
+        &["login", "--server", "ftp://127.0.0.1:8080", "--token", "x"],
         2,
     )
     .await;
@@ -548,6 +549,10 @@ fn every_client_command_has_help() {
         vec!["client", "approve-extension", "--help"],
         vec!["client", "verify", "--help"],
         vec!["client", "material", "--help"],
+        vec!["client", "tickets", "--help"],
+        vec!["client", "call-next", "--help"],
+        vec!["client", "check-in", "--help"],
+        vec!["client", "returned", "--help"],
     ] {
         let output = bare().args(&args).output().unwrap();
         assert_eq!(output.status.code(), Some(0), "{args:?}");
@@ -887,6 +892,176 @@ async fn a_co_unit_gives_its_opinion_and_the_lead_answers_it(app: &TestApp) {
     assert!(out.contains("under_review → approved"), "{out}");
 }
 
+/// The counter's commands: `--server host:port`, request numbers and id prefixes, the window
+/// queue (`tickets`, `call-next`), `accept` claiming the task, `next` with the revision,
+/// `returned` for the service centre.
+async fn the_counter_works_with_numbers_prefixes_and_tickets(app: &TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(&dir, "market");
+    // No scheme: http on this machine.
+    let bare_address = app.address.trim_start_matches("http://").to_string();
+    let clerk = app.token_for("clerk-wang", Actor::Clerk(UnitCode::Market));
+    let out = ok(
+        &config,
+        &["login", "--server", &bare_address, "--token", &clerk],
+    )
+    .await;
+    assert!(
+        out.contains(&format!("Logged in to {}", app.address)),
+        "{out}"
+    );
+
+    // Two requests led by market: by number, by a unique prefix, an ambiguous prefix.
+    let body = matter_body("market.ip-dispute");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .client
+            .post(app.url("/api/v1/requests"))
+            .bearer_auth(app.enterprise_token())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let created: Value = response.json().await.unwrap();
+        ids.push((
+            created["id"].as_str().unwrap().to_string(),
+            created["number"].as_str().unwrap().to_string(),
+        ));
+    }
+    let (first_id, first_number) = ids[0].clone();
+    let (second_id, _) = ids[1].clone();
+    let shown = ok(&config, &["show", &first_number]).await;
+    assert!(shown.contains(&first_id), "{shown}");
+    let shown = ok(&config, &["show", &first_number.to_lowercase()]).await;
+    assert!(shown.contains(&first_id), "{shown}");
+    // The longest prefix the two ids do not share is unique.
+    let common = first_id
+        .chars()
+        .zip(second_id.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let unique = &first_id[..(common + 1).max(4)];
+    let shown = ok(&config, &["show", unique]).await;
+    assert!(shown.contains(&first_number), "{shown}");
+    if common >= 4 {
+        let line = fails(&config, &["show", &first_id[..4]], 2).await;
+        assert!(
+            line.contains(&first_id) && line.contains(&second_id),
+            "{line}"
+        );
+    }
+    // The API's filters: exact number and id prefix, in the caller's scope; bad values 422.
+    let page = |token: String, query: String| async move {
+        let response = app
+            .get(&format!("/api/v1/requests?{query}"), Some(&token))
+            .await;
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    let (status, found) = page(clerk.clone(), format!("number={first_number}")).await;
+    assert_eq!((status, found["total"].clone()), (200, json!(1)));
+    assert_eq!(found["items"][0]["id"], first_id.as_str());
+    let (_, found) = page(
+        app.clerk_token(UnitCode::Tax),
+        format!("number={first_number}"),
+    )
+    .await;
+    assert_eq!(found["total"], 0);
+    let (_, found) = page(clerk.clone(), format!("id_prefix={}", &first_id[..4])).await;
+    assert_eq!(found["total"], 2);
+    for bad in [
+        "number=PT2026",
+        "number=%E4%B8%ADPT20261129-0000",
+        "number=PT20261129X000002",
+        "id_prefix=abc",
+        "id_prefix=XYZW",
+        "id_prefix=0193%25",
+    ] {
+        let (status, body) = page(clerk.clone(), bad.to_string()).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
+    let line = fails(&config, &["show", "PT20000101-000001"], 1).await;
+    assert!(line.contains("no request PT20000101-000001"), "{line}");
+
+    // Call and accept by number: the clerk who accepts has the task.
+    ok(&config, &["call", &first_number]).await;
+    ok(&config, &["accept", &first_number]).await;
+    let read: Value = app
+        .get(&format!("/api/v1/requests/{first_id}"), Some(&clerk))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let lead = read["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "lead")
+        .unwrap();
+    assert_eq!(lead["claimed_by"], "clerk-wang", "{read}");
+
+    // The window queue: empty, then a walk-in for the second request, called next.
+    let out = ok(&config, &["tickets"]).await;
+    assert!(
+        out.starts_with("Nobody is in the window queue of market"),
+        "{out}"
+    );
+    let response = app
+        .client
+        .post(app.url("/api/v1/tickets"))
+        .bearer_auth(&clerk)
+        .json(&json!({"request": second_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let out = ok(&config, &["tickets"]).await;
+    assert!(out.contains("A001") && out.contains("walk_in"), "{out}");
+    assert!(out.contains("1 waiting of 1 ticket"), "{out}");
+    let out = ok(&config, &["call-next", "--counter", "3"]).await;
+    assert!(
+        out.starts_with("Called A001 (walk_in, waited 0m) to counter 3."),
+        "{out}"
+    );
+    assert!(out.contains("called"), "{out}");
+    let out = ok(&config, &["call-next"]).await;
+    assert_eq!(out, "Nobody is waiting in your unit's window queue.\n");
+
+    // `next` shows the revision, like `show`.
+    let response = app
+        .client
+        .post(app.url("/api/v1/requests"))
+        .bearer_auth(app.enterprise_token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let out = ok(&config, &["next"]).await;
+    assert!(out.contains("revision   r1"), "{out}");
+
+    // The service centre's returned requests.
+    let centre = config_in(&dir, "centre");
+    login(app, &centre, &app.clerk_token(UnitCode::ServiceCenter)).await;
+    let out = ok(&centre, &["returned"]).await;
+    assert_eq!(out, "No returned request is waiting to be re-routed.\n");
+    crate::helpers::act_ok(
+        app,
+        &clerk,
+        &second_id,
+        json!({"action": "return", "reason": "不是本单位事项"}),
+    )
+    .await;
+    let out = ok(&centre, &["returned"]).await;
+    assert!(
+        out.contains(&second_id) && out.contains("上海马上办科技有限公司"),
+        "{out}"
+    );
+    assert!(out.contains("1 returned request waiting"), "{out}");
+}
+
 on_both_backends!(
     a_co_unit_gives_its_opinion_and_the_lead_answers_it,
     a_day_at_the_window_from_login_to_delivery,
@@ -896,4 +1071,5 @@ on_both_backends!(
     the_other_actions_reach_the_server,
     verify_keeps_the_head_and_says_when_events_are_lost,
     a_material_received_at_the_window,
+    the_counter_works_with_numbers_prefixes_and_tickets,
 );

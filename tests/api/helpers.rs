@@ -63,6 +63,19 @@ impl TestApp {
         )
     }
 
+    /// A signed token for `actor` with the subject `subject` (several officials of one unit).
+    pub fn token_for(&self, subject: &str, actor: Actor) -> String {
+        let principal = Principal {
+            subject: subject.into(),
+            actor,
+        };
+        TokenIssuer::new(&self.settings.jwt).issue(
+            &principal,
+            Duration::from_secs(3600),
+            Utc::now(),
+        )
+    }
+
     /// Token of enterprise A.
     pub fn enterprise_token(&self) -> String {
         self.token(Actor::Enterprise(Uscc::parse(USCC_A).unwrap()))

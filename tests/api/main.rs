@@ -26,5 +26,6 @@ mod requests;
 mod schema_parity;
 mod security;
 mod sla;
+mod tickets;
 mod tls;
 mod workflow;
