@@ -64,6 +64,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The database does not answer; retry later.
     DatabaseUnavailable,
+    /// This instance is stopping (readiness during the graceful stop); use another one.
+    ShuttingDown,
     /// Something went wrong on our side; the log has the cause.
     Internal,
 }
@@ -92,6 +94,7 @@ impl ErrorCode {
         ErrorCode::MaterialsPending,
         ErrorCode::TooManyRequests,
         ErrorCode::DatabaseUnavailable,
+        ErrorCode::ShuttingDown,
         ErrorCode::Internal,
     ];
 
@@ -119,6 +122,7 @@ impl ErrorCode {
             ErrorCode::MaterialsPending => "materials_pending",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
+            ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
         }
     }
@@ -144,7 +148,9 @@ impl ErrorCode {
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DatabaseUnavailable | ErrorCode::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -173,6 +179,7 @@ impl ErrorCode {
             ErrorCode::MaterialsPending => "Deferred materials pending",
             ErrorCode::TooManyRequests => "Too many requests",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
+            ErrorCode::ShuttingDown => "Shutting down",
             ErrorCode::Internal => "Internal error",
         }
     }
