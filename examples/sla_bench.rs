@@ -1168,6 +1168,7 @@ fn same_moment(
                     catalog,
                     metrics,
                     sla_settings,
+                    mashangban::background::StopSignal::never(),
                 ));
                 while !stop.load(Ordering::Relaxed) {
                     actix_web::rt::time::sleep(Duration::from_millis(20)).await;

@@ -3,10 +3,13 @@
 //! [`Application::build`] connects and migrates the database, registers this instance, binds
 //! the listener (port 0 picks a free port; [`Application::port`] tells which) and assembles the
 //! route table; with `metrics.bind`, a second listener serves `/metrics` alone
-//! ([`Application::metrics_port`]). [`Application::run_until_stopped`] serves until SIGTERM or Ctrl-C, lets
-//! in-flight requests finish, then records the graceful stop.
+//! ([`Application::metrics_port`]). [`Application::run_until_stopped`] serves until SIGTERM or
+//! Ctrl-C, then drains ([`crate::http::drain`]): readiness fails, new connections are refused,
+//! every response closes its connection, idle connections are closed, and the process stops as
+//! soon as the requests in flight are answered; the background workers then finish the work in
+//! hand ([`crate::background`]) and the graceful stop is recorded.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +23,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::secret::{self, SecretError};
 use crate::auth::{Authenticator, KeyError};
+use crate::background::{self, StopSignal};
 use crate::config::{
     AppointmentSettings, ConfigError, CorsSettings, RateLimitSettings, RatingSettings, Settings,
     SlaSettings,
@@ -31,6 +35,7 @@ use crate::db::{Database, DatabaseUrl, DbSetupError};
 use crate::domain::appointment::Hall;
 use crate::domain::calendar::Calendar;
 use crate::domain::catalog::{Catalog, DEFAULT_CATALOG};
+use crate::http::drain::{self, Drain};
 use crate::http::extract::{self, BodyLimit};
 use crate::http::metrics::MetricsAccess;
 use crate::http::request_line::{self, UriLimit};
@@ -70,14 +75,23 @@ pub enum StartError {
     },
 }
 
+/// Longest the background workers get to finish the work in hand once asked to stop. A mail
+/// on the wire takes at most a few SMTP steps of `mail.timeout_secs` each; a worker still busy
+/// after this is cut (its mail is then sent again after its hold runs out, with the same
+/// `Message-ID`).
+const WORKER_STOP_LIMIT: Duration = Duration::from_secs(15);
+
 /// A built, bound, not yet running server.
 pub struct Application {
     server: Server,
+    /// The main listener (a duplicate of the one actix serves), shut on a graceful stop.
+    listener: TcpListener,
     port: u16,
     metrics_server: Option<(Server, u16)>,
     database: Database,
     instance: ServiceInstance,
     grace: Duration,
+    drain: Arc<Drain>,
     calendars: web::Data<Calendars>,
     catalog: web::Data<Catalog>,
     hall: web::Data<Hall>,
@@ -121,12 +135,17 @@ impl Application {
 
         let bind = settings.bind_addr()?;
         let (listener, port) = listen(bind, &settings.server.bind)?;
+        let kept_listener = listener.try_clone().map_err(|source| StartError::Bind {
+            bind: settings.server.bind.clone(),
+            source,
+        })?;
         let metrics_bind = settings.metrics.bind_addr()?;
 
         let calendars = web::Data::new(calendars);
         let catalog = web::Data::new(catalog);
         let metrics = web::Data::new(Metrics::new());
         let doc = Arc::new(routes::openapi());
+        let drain = Drain::new();
         let metrics_access = match metrics_bind {
             Some(_) => MetricsAccess::Elsewhere,
             None => MetricsAccess::here(&settings.metrics.token),
@@ -149,6 +168,7 @@ impl Application {
             local_counts: web::Data::new(rate_limit::LocalCounts::default()),
             body_limit: settings.server.body_limit_bytes,
             cors: settings.cors.clone(),
+            drain: web::Data::from(drain.clone()),
         };
         let metrics_server = match metrics_bind {
             None => None,
@@ -164,7 +184,9 @@ impl Application {
                 },
             )?),
         };
+        let connections = drain.clone();
         let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
+            .on_connect(move |io, extensions| connections.on_connect(io, extensions))
             .disable_signals()
             .shutdown_timeout(settings.server.shutdown_timeout_secs)
             .keep_alive(std::time::Duration::from_secs(
@@ -189,11 +211,13 @@ impl Application {
         );
         Ok(Self {
             server: server.run(),
+            listener: kept_listener,
             port,
             metrics_server,
             database,
             instance,
             grace: Duration::from_secs(settings.server.shutdown_timeout_secs),
+            drain,
             calendars,
             catalog,
             hall,
@@ -219,8 +243,10 @@ impl Application {
         self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
-    /// Serves until SIGTERM or Ctrl-C, lets in-flight requests finish (up to
-    /// `server.shutdown_timeout_secs`), then records the graceful stop.
+    /// Serves until SIGTERM or Ctrl-C, then stops gracefully: drains the connections
+    /// ([`crate::http::drain`]; the requests in flight finish, within
+    /// `server.shutdown_timeout_secs`), stops the background workers after the work in hand,
+    /// and records the stop.
     ///
     /// The signals are ours, not actix's: whatever the server does while stopping, the process
     /// gives up waiting after the grace period plus a margin and still exits.
@@ -238,44 +264,65 @@ impl Application {
             actix_web::rt::spawn(metrics_server);
             handle
         });
-        let calendar_days = actix_web::rt::spawn(sla::follow_calendar_days(
-            self.database.clone(),
-            self.calendars.clone(),
-            self.metrics.clone(),
-            self.horizon_notices,
-        ));
-        let detector = self.sla.worker.then(|| {
-            actix_web::rt::spawn(sla::detect(
+        let (stopper, stop) = background::signal();
+        let mut workers = vec![(
+            "calendar follower",
+            actix_web::rt::spawn(sla::follow_calendar_days(
                 self.database.clone(),
                 self.calendars.clone(),
-                self.catalog.clone(),
                 self.metrics.clone(),
-                self.sla,
-            ))
-        });
-        let appointment_worker = self.appointments.worker.then(|| {
-            actix_web::rt::spawn(crate::appointment_worker::run(
-                self.database.clone(),
-                self.calendars.clone(),
-                self.catalog.clone(),
-                self.hall.clone(),
-                self.appointments.clone(),
-            ))
-        });
-        let sender = self.mailer.map(|mailer| {
-            actix_web::rt::spawn(crate::notify::deliver(
-                self.database.clone(),
-                mailer,
-                self.metrics.clone(),
-            ))
-        });
-        let shared_counts = self.database.backend() == crate::db::Backend::Postgres;
-        let sweeper = (self.rate_limit.enabled && shared_counts).then(|| {
-            actix_web::rt::spawn(sweep_rate_limits(
-                self.database.clone(),
-                self.rate_limit.window_secs,
-            ))
-        });
+                self.horizon_notices,
+                stop.clone(),
+            )),
+        )];
+        if self.sla.worker {
+            workers.push((
+                "breach detector",
+                actix_web::rt::spawn(sla::detect(
+                    self.database.clone(),
+                    self.calendars.clone(),
+                    self.catalog.clone(),
+                    self.metrics.clone(),
+                    self.sla,
+                    stop.clone(),
+                )),
+            ));
+        }
+        if self.appointments.worker {
+            workers.push((
+                "appointment worker",
+                actix_web::rt::spawn(crate::appointment_worker::run(
+                    self.database.clone(),
+                    self.calendars.clone(),
+                    self.catalog.clone(),
+                    self.hall.clone(),
+                    self.appointments.clone(),
+                    stop.clone(),
+                )),
+            ));
+        }
+        if let Some(mailer) = self.mailer {
+            workers.push((
+                "mail sender",
+                actix_web::rt::spawn(crate::notify::deliver(
+                    self.database.clone(),
+                    mailer,
+                    self.metrics.clone(),
+                    stop.clone(),
+                )),
+            ));
+        }
+        // On SQLite the counts live in the process (`rate_limit::LocalCounts`): no rows to sweep.
+        if self.rate_limit.enabled && self.database.backend() == crate::db::Backend::Postgres {
+            workers.push((
+                "rate-limit sweeper",
+                actix_web::rt::spawn(sweep_rate_limits(
+                    self.database.clone(),
+                    self.rate_limit.window_secs,
+                    stop.clone(),
+                )),
+            ));
+        }
         let mut terminate = signal(SignalKind::terminate())?;
         let stop_signal = Box::pin(async move {
             let term = Box::pin(terminate.recv());
@@ -288,18 +335,37 @@ impl Application {
         let outcome = match select(&mut server, stop_signal).await {
             Either::Left((result, _)) => result.unwrap_or_else(|e| Err(std::io::Error::other(e))),
             Either::Right((name, _)) => {
+                let begun = self.drain.begin();
                 tracing::info!(
                     signal = name,
                     grace_secs = self.grace.as_secs(),
-                    "stop signal received; graceful shutdown, in-flight requests finish"
+                    in_flight = begun.in_flight,
+                    connections = begun.connections,
+                    "stop signal received; graceful shutdown: readiness fails, new connections \
+                     are refused, in-flight requests finish and close their connection"
                 );
-                let limit = self.grace + Duration::from_secs(5);
-                if actix_web::rt::time::timeout(limit, handle.stop(true))
-                    .await
-                    .is_err()
+                // No new connection: the accept loop pauses and the listening socket is shut,
+                // so connection attempts are refused rather than left in the backlog.
+                handle.pause().await;
+                // The accept thread takes the pause a moment later, unacknowledged; shutting the
+                // socket under a thread still accepting on it would log a spurious error.
+                actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+                if let Err(error) = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Read)
                 {
-                    tracing::warn!("graceful shutdown overran its grace period; exiting anyway");
+                    tracing::warn!(%error, "cannot close the listener; new connections wait");
                 }
+                // actix's own stop is called only once the connections are closed: a worker
+                // that sees the accept loop end before its stop message exits at once and takes
+                // its connections with it (actix-server 2.6), in flight or not.
+                let drained = self.drain.closed(self.grace).await;
+                if !drained {
+                    tracing::warn!(
+                        open = self.drain.open_connections(),
+                        "graceful shutdown overran its grace period; cutting what is left"
+                    );
+                }
+                let _ = actix_web::rt::time::timeout(Duration::from_secs(5), handle.stop(drained))
+                    .await;
                 match actix_web::rt::time::timeout(Duration::from_secs(1), &mut server).await {
                     Ok(Ok(result)) => result,
                     _ => Ok(()),
@@ -309,18 +375,21 @@ impl Application {
         if let Some(handle) = metrics_handle {
             let _ = actix_web::rt::time::timeout(Duration::from_secs(2), handle.stop(true)).await;
         }
-        calendar_days.abort();
-        if let Some(detector) = detector {
-            detector.abort();
-        }
-        if let Some(sender) = sender {
-            sender.abort();
-        }
-        if let Some(worker) = appointment_worker {
-            worker.abort();
-        }
-        if let Some(sweeper) = sweeper {
-            sweeper.abort();
+        // The workers finish the unit of work in hand (a mail on the wire: at most the SMTP
+        // timeout per step) and return; one that does not within the limit is cut.
+        stopper.stop();
+        let mut limit = std::pin::pin!(actix_web::rt::time::sleep(WORKER_STOP_LIMIT));
+        for (name, mut worker) in workers {
+            match select(&mut worker, limit.as_mut()).await {
+                Either::Left((Ok(()), _)) => tracing::debug!(worker = name, "worker stopped"),
+                Either::Left((Err(error), _)) => {
+                    tracing::warn!(worker = name, %error, "worker ended abnormally")
+                }
+                Either::Right(_) => {
+                    tracing::warn!(worker = name, "worker did not stop in time; cut");
+                    worker.abort();
+                }
+            }
         }
         let id = self.instance.id.clone();
         let recorded = actix_web::rt::time::timeout(
@@ -492,11 +561,13 @@ struct SharedState {
     local_counts: web::Data<rate_limit::LocalCounts>,
     body_limit: usize,
     cors: CorsSettings,
+    drain: web::Data<Drain>,
 }
 
 /// One worker's application: state, middleware, documented routes, docs UI, fallback.
 ///
-/// Middleware, outermost first: request id and access log, metrics (both see the method the
+/// Middleware, outermost first: the drain's in-flight count and `Connection: close` on a
+/// graceful stop, request id and access log, metrics (both see the method the
 /// client sent), security headers (on every answer, CORS refusals included), CORS, the body
 /// limit, conditional `GET`, then `HEAD` routed as `GET`.
 fn app(
@@ -529,6 +600,7 @@ fn app(
         .app_data(state.rating)
         .app_data(state.rate_limit)
         .app_data(state.local_counts)
+        .app_data(state.drain)
         .app_data(BodyLimit(state.body_limit))
         .app_data(extract::json_config(state.body_limit))
         .app_data(extract::query_config())
@@ -551,16 +623,18 @@ fn app(
         .wrap(from_fn(security::headers))
         .wrap(from_fn(metrics::record))
         .wrap(from_fn(request_id::assign))
+        // Outermost: a request counts as in flight on its connection until its body is sent,
+        // and during a graceful stop every answer closes its connection.
+        .wrap(from_fn(drain::track))
 }
 
 /// Deletes the rate-limit rows of windows past, once a window (at most once a minute): rows
 /// of callers gone quiet would otherwise stay forever. Every instance sweeps; the deletes are
-/// idempotent.
-async fn sweep_rate_limits(database: Database, window_secs: u32) {
+/// idempotent. Runs until `stop` is raised.
+async fn sweep_rate_limits(database: Database, window_secs: u32, mut stop: StopSignal) {
     let window = i64::from(window_secs);
     let every = Duration::from_secs(u64::from(window_secs.max(60)));
-    loop {
-        actix_web::rt::time::sleep(every).await;
+    while stop.sleep(every).await {
         let before = Utc::now().timestamp() - window;
         let swept = database
             .run(move |conn| Ok(crate::db::rate_limits::sweep(conn, before)?))

@@ -14,6 +14,7 @@ use std::time::Duration;
 use actix_web::web;
 use chrono::Utc;
 
+use crate::background::StopSignal;
 use crate::config::AppointmentSettings;
 use crate::db::Database;
 use crate::db::appointments;
@@ -28,9 +29,10 @@ pub async fn run(
     catalog: web::Data<Catalog>,
     hall: web::Data<Hall>,
     settings: AppointmentSettings,
+    mut stop: StopSignal,
 ) {
     let tick = Duration::from_millis(settings.tick_ms);
-    loop {
+    while !stop.requested() {
         let now = Utc::now();
         let batch = settings.batch;
         let zone = calendars.current().time_zone();
@@ -58,8 +60,8 @@ pub async fn run(
                 tick
             }
         };
-        if !pause.is_zero() {
-            actix_web::rt::time::sleep(pause).await;
+        if !pause.is_zero() && !stop.sleep(pause).await {
+            break;
         }
     }
 }

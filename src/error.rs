@@ -87,6 +87,8 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The database does not answer; retry later.
     DatabaseUnavailable,
+    /// This instance is stopping (readiness during the graceful stop); use another one.
+    ShuttingDown,
     /// Something went wrong on our side; the log has the cause.
     Internal,
 }
@@ -125,6 +127,7 @@ impl ErrorCode {
         ErrorCode::AuthorizationOutOfScope,
         ErrorCode::TooManyRequests,
         ErrorCode::DatabaseUnavailable,
+        ErrorCode::ShuttingDown,
         ErrorCode::Internal,
     ];
 
@@ -162,6 +165,7 @@ impl ErrorCode {
             ErrorCode::AuthorizationOutOfScope => "authorization_out_of_scope",
             ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
+            ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
         }
     }
@@ -198,7 +202,9 @@ impl ErrorCode {
             ErrorCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ErrorCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::DatabaseUnavailable | ErrorCode::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -237,6 +243,7 @@ impl ErrorCode {
             ErrorCode::AuthorizationOutOfScope => "The 帮办 grant covers another request",
             ErrorCode::TooManyRequests => "Too many requests",
             ErrorCode::DatabaseUnavailable => "Database unavailable",
+            ErrorCode::ShuttingDown => "Shutting down",
             ErrorCode::Internal => "Internal error",
         }
     }

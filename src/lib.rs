@@ -4,6 +4,7 @@
 pub mod app;
 pub mod appointment_worker;
 pub mod auth;
+pub mod background;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -21,6 +21,7 @@ use std::time::Duration;
 use actix_web::web;
 use chrono::{NaiveDate, Utc};
 
+use crate::background::StopSignal;
 use crate::config::SlaSettings;
 use crate::db::calendars::{self, Calendars, HorizonNotice};
 use crate::db::{Database, clocks};
@@ -31,16 +32,17 @@ use crate::http::Metrics;
 /// How often the calendar days are re-read.
 const CALENDAR_EVERY: Duration = Duration::from_secs(2);
 
-/// Runs until dropped.
+/// Runs until `stop` is raised: a batch in hand is finished (its transaction committed) first.
 pub async fn detect(
     database: Database,
     calendars: web::Data<Calendars>,
     catalog: web::Data<Catalog>,
     metrics: web::Data<Metrics>,
     settings: SlaSettings,
+    mut stop: StopSignal,
 ) {
     let tick = Duration::from_millis(settings.tick_ms);
-    loop {
+    while !stop.requested() {
         let now = Utc::now();
         let batch = settings.batch;
         let warn_percent = settings.warn_percent;
@@ -82,8 +84,8 @@ pub async fn detect(
                 tick
             }
         };
-        if !pause.is_zero() {
-            actix_web::rt::time::sleep(pause).await;
+        if !pause.is_zero() && !stop.sleep(pause).await {
+            break;
         }
     }
 }
@@ -99,17 +101,17 @@ pub struct HorizonNotices {
 }
 
 /// Re-reads the stored calendar days every two seconds, and after each re-read checks whether
-/// the administrators must hear of the horizon; runs until dropped.
+/// the administrators must hear of the horizon; runs until `stop` is raised.
 pub async fn follow_calendar_days(
     database: Database,
     calendars: web::Data<Calendars>,
     metrics: web::Data<Metrics>,
     notices: HorizonNotices,
+    mut stop: StopSignal,
 ) {
     // The horizon whose mail this instance has seen in the outbox.
     let mut told: Option<Option<NaiveDate>> = None;
-    loop {
-        actix_web::rt::time::sleep(CALENDAR_EVERY).await;
+    while stop.sleep(CALENDAR_EVERY).await {
         let holder = calendars.clone();
         if let Err(error) = database.run(move |conn| Ok(holder.reload(conn)?)).await {
             tracing::warn!(%error, "cannot re-read the calendar days; keeping the ones in memory");

@@ -18,20 +18,23 @@
 //!   `backoff_base_secs · 2^(attempts − 1)`, at most `backoff_max_secs`; after `max_attempts`, or
 //!   at once on a permanent refusal (5xx, an address that cannot be parsed), the row is parked as
 //!   `dead`.
-//! - Blocking work (the database, SMTP, files) runs on the blocking pool, never on an async
-//!   worker; no database connection is held while a mail is on the wire.
+//! - Blocking work (the database, files) runs on the blocking pool, never on an async worker;
+//!   SMTP is async, over one connection kept while mails are due (`TCP_NODELAY`; see
+//!   [`transport`]); no database connection is held while a mail is on the wire.
+//! - On a graceful stop the worker finishes the mail in hand (sent and recorded) and closes its
+//!   SMTP connection with `QUIT`.
 
 mod transport;
 
-pub use self::transport::{Failure, Transport, message};
+pub use self::transport::{Failure, Link, Transport, message};
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use lettre::message::Mailbox;
 
+use crate::background::StopSignal;
 use crate::config::{ConfigError, MailSettings};
 use crate::db::Database;
 use crate::db::notifications::{self, Attempt, NotificationRow};
@@ -66,41 +69,63 @@ impl Mailer {
         TimeDelta::seconds(30 + 10 * self.settings.timeout_secs as i64)
     }
 
-    /// Takes mail `id` if it is still free, sends it, and records the outcome. Blocking: runs on
-    /// the blocking pool. A pooled connection is taken for the claim and again for the record,
-    /// never held while the mail is on the wire. Does nothing when another sender has it.
+    /// Takes mail `id` if it is still free, sends it over `link`, and records the outcome.
+    /// The claim and the record run on the blocking pool, each with its own pooled connection;
+    /// none is held while the mail is on the wire. Does nothing when another sender has it.
     /// Answers the outcome recorded (`sent`, `retry`, `dead`), if any.
-    fn attempt(&self, database: &Database, id: &str) -> Result<Option<&'static str>, String> {
+    pub async fn attempt(
+        &self,
+        database: &Database,
+        link: &mut Link,
+        id: String,
+    ) -> Result<Option<&'static str>, String> {
         let now = Utc::now().trunc_subsecs(6);
         let lease_until = (now + self.lease()).naive_utc();
-        let row = {
-            let mut conn = database.pool_get().map_err(|e| e.to_string())?;
-            notifications::claim(&mut conn, id, now.naive_utc(), lease_until)
-                .map_err(|e| e.to_string())?
-        };
+        let db = database.clone();
+        let row = web::block(move || -> Result<_, String> {
+            let mut conn = db.pool_get().map_err(|e| e.to_string())?;
+            notifications::claim(&mut conn, &id, now.naive_utc(), lease_until)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         let Some(row) = row else {
             return Ok(None);
         };
-        let outcome = message(&row, &self.from).and_then(|mail| self.transport.send(&mail));
+        let outcome = match message(&row, &self.from) {
+            Ok(mail) => self.transport.send(link, &mail).await,
+            Err(failure) => Err(failure),
+        };
         let done = Utc::now().trunc_subsecs(6);
         let attempts = row.attempts.saturating_add(1);
         let attempt = self.judge(outcome, attempts, done);
-        let mut conn = database.pool_get().map_err(|e| e.to_string())?;
-        let recorded = notifications::record(
-            &mut conn,
-            &row.id,
-            lease_until,
-            attempts,
-            &attempt,
-            done.naive_utc(),
-        )
-        .map_err(|e| e.to_string())?;
+        let db = database.clone();
+        let (row, attempt, recorded) = web::block(move || -> Result<_, String> {
+            let mut conn = db.pool_get().map_err(|e| e.to_string())?;
+            let recorded = notifications::record(
+                &mut conn,
+                &row.id,
+                lease_until,
+                attempts,
+                &attempt,
+                done.naive_utc(),
+            )
+            .map_err(|e| e.to_string())?;
+            Ok((row, attempt, recorded))
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         log(&row, attempts, &attempt, recorded);
         Ok(recorded.then_some(match attempt {
             Attempt::Sent => "sent",
             Attempt::Retry { .. } => "retry",
             Attempt::Dead { .. } => "dead",
         }))
+    }
+
+    /// How long closing the SMTP connection may take.
+    fn quit_limit(&self) -> Duration {
+        Duration::from_secs(self.settings.timeout_secs)
     }
 
     /// What attempt number `attempts` with `outcome`, ending at `now`, means for the row.
@@ -154,17 +179,23 @@ fn log(row: &NotificationRow, attempts: i32, attempt: &Attempt, recorded: bool) 
     }
 }
 
-/// The sender worker: runs until dropped (the server aborts it on stop).
+/// The sender worker: runs until `stop` is raised, then finishes the mail in hand.
 ///
 /// Each look reads the ids of up to `[mail] batch` due mails; each is then taken, sent and
-/// recorded on the blocking pool, one after the other. When nothing is due (or the database does
-/// not answer) it sleeps `[mail] tick_ms`.
-pub async fn deliver(database: Database, mailer: Mailer, metrics: web::Data<Metrics>) {
-    let mailer = Arc::new(mailer);
+/// recorded, one after the other, over one SMTP connection kept while mails are due and closed
+/// when a look finds none. When nothing is due (or the database does not answer) it sleeps
+/// `[mail] tick_ms`.
+pub async fn deliver(
+    database: Database,
+    mailer: Mailer,
+    metrics: web::Data<Metrics>,
+    mut stop: StopSignal,
+) {
     let tick = Duration::from_millis(mailer.settings.tick_ms);
     let batch = mailer.settings.batch;
+    let mut link = Link::default();
     tracing::info!(transport = %mailer.transport, "mail sender started");
-    loop {
+    'looks: while !stop.requested() {
         let now = Utc::now().trunc_subsecs(6).naive_utc();
         let due = database
             .run(move |conn| Ok(notifications::due(conn, now, batch)?))
@@ -172,33 +203,35 @@ pub async fn deliver(database: Database, mailer: Mailer, metrics: web::Data<Metr
         let ids = match due {
             Ok(ids) if !ids.is_empty() => ids,
             Ok(_) => {
-                actix_web::rt::time::sleep(tick).await;
+                link.close(mailer.quit_limit()).await;
+                stop.sleep(tick).await;
                 continue;
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot read the mail outbox; retrying");
-                actix_web::rt::time::sleep(tick).await;
+                link.close(mailer.quit_limit()).await;
+                stop.sleep(tick).await;
                 continue;
             }
         };
         for id in ids {
-            let (sender, db) = (mailer.clone(), database.clone());
-            match web::block(move || sender.attempt(&db, &id)).await {
-                Ok(Ok(Some(outcome))) => metrics.mail_attempt(outcome),
-                Ok(Ok(None)) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "mail delivery could not use the database; retrying");
-                    actix_web::rt::time::sleep(tick).await;
-                    break;
-                }
+            if stop.requested() {
+                break 'looks;
+            }
+            match mailer.attempt(&database, &mut link, id).await {
+                Ok(Some(outcome)) => metrics.mail_attempt(outcome),
+                Ok(None) => {}
                 Err(error) => {
-                    tracing::warn!(%error, "mail delivery task failed");
-                    actix_web::rt::time::sleep(tick).await;
-                    break;
+                    tracing::warn!(%error, "mail delivery could not use the database; retrying");
+                    link.close(mailer.quit_limit()).await;
+                    stop.sleep(tick).await;
+                    continue 'looks;
                 }
             }
         }
     }
+    link.close(mailer.quit_limit()).await;
+    tracing::info!("mail sender stopped");
 }
 
 #[cfg(test)]

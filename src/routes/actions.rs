@@ -459,13 +459,8 @@ pub(crate) fn step_for(
 ) -> Result<Step, ApiError> {
     let r = &record.request;
     let id = &r.id;
-    let target = lifecycle::authorize(
-        &principal.actor,
-        body.action,
-        parties,
-        body.task.as_deref(),
-    )
-    .map_err(|d| denied(d, id))?;
+    let target = lifecycle::authorize(&principal.actor, body.action, parties, body.task.as_deref())
+        .map_err(|d| denied(d, id))?;
     if expected != r.revision {
         return Err(stale(r.revision, &r.status));
     }
@@ -697,8 +692,13 @@ pub async fn act(
     }
     // Who may act comes before the precondition: a caller who may not see the request gets
     // the 404 of a missing one, whatever `If-Match` says.
-    lifecycle::authorize(&principal.actor, body.action, &parties, body.task.as_deref())
-        .map_err(|d| denied(d, &id))?;
+    lifecycle::authorize(
+        &principal.actor,
+        body.action,
+        &parties,
+        body.task.as_deref(),
+    )
+    .map_err(|d| denied(d, &id))?;
     let expected = if_match_revision(&req, "request", r.revision)?;
     let history = history_of(&db, &record, body.action).await?;
     let rules = StepRules {

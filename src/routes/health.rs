@@ -1,12 +1,13 @@
 //! Liveness and readiness probes (public).
 
-use actix_web::http::header::{CacheControl, CacheDirective};
+use actix_web::http::header::{CacheControl, CacheDirective, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::db::Database;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::http::drain::Drain;
 
 /// Probe answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,18 +37,31 @@ pub async fn live() -> HttpResponse {
     })
 }
 
-/// The process can serve requests: the database answers.
+/// The process can serve requests: it is not stopping, and the database answers.
+///
+/// From SIGTERM or SIGINT on, the answer is 503 `shutting_down` at once (before the database
+/// is asked), so a load balancer takes the instance out while its last requests finish.
 #[utoipa::path(
     tag = "health",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "Database not answering", body = crate::error::Problem,
+        (status = 503, description = "Stopping (`shutting_down`) or database not answering (`database_unavailable`)", body = crate::error::Problem,
          content_type = "application/problem+json",
          headers(("Retry-After" = String, description = "Seconds to wait before retrying")))
     )
 )]
 #[get("/health/ready")]
-pub async fn ready(db: web::Data<Database>) -> Result<HttpResponse, ApiError> {
+pub async fn ready(
+    db: web::Data<Database>,
+    drain: web::Data<Drain>,
+) -> Result<HttpResponse, ApiError> {
+    if drain.draining() {
+        return Err(ApiError::new(
+            ErrorCode::ShuttingDown,
+            "this instance is stopping; send requests to another one",
+        )
+        .with_header(RETRY_AFTER, HeaderValue::from_static("5")));
+    }
     db.ping().await?;
     Ok(no_store(Health {
         status: "ok".into(),

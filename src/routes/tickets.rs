@@ -285,13 +285,8 @@ impl StepEnv {
             Ok(step) => Ok(Some(step)),
             // The unit no longer leads it (re-routed since): the ticket is called alone.
             Err(_)
-                if lifecycle::authorize(
-                    &self.principal.actor,
-                    Action::Call,
-                    &parties,
-                    None,
-                )
-                .is_err() =>
+                if lifecycle::authorize(&self.principal.actor, Action::Call, &parties, None)
+                    .is_err() =>
             {
                 Ok(None)
             }

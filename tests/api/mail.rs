@@ -97,6 +97,7 @@ on_both!(
     a_mail_that_keeps_failing_is_parked_as_dead,
     a_permanent_refusal_is_dead_at_once,
     two_senders_on_one_database_send_each_mail_once,
+    a_backlog_drains_over_few_kept_connections,
     the_outbox_is_listed_for_supervisors,
 );
 
@@ -434,6 +435,49 @@ async fn two_senders_on_one_database_send_each_mail_once(backend: Backend) {
     assert_eq!(rows.len(), 30);
     assert!(rows.iter().all(|r| r["attempts"] == 1), "{rows:?}");
     drop((one, two));
+}
+
+/// A backlog (after an outage) goes out over a few SMTP connections, each kept for many mails,
+/// not one connection per mail; a kept connection the server drops is replaced at once, and no
+/// mail is lost, repeated or delayed into a retry by it.
+async fn a_backlog_drains_over_few_kept_connections(backend: Backend) {
+    const MAILS: usize = 100;
+    const PER_CONNECTION: usize = 40;
+    let sink = SmtpSink::start();
+    // The server drops each connection, unannounced, after 40 mails: the sender learns it
+    // only when its next mail fails on the dead connection.
+    sink.drop_connections_after(PER_CONNECTION);
+    let Some(first) = spawn(backend, |s| {
+        to_sink(s, sink.port());
+        s.mail.worker = false;
+    })
+    .await
+    else {
+        return;
+    };
+    enqueue_directly(&first, MAILS);
+    let mut settings = first.settings.clone();
+    settings.mail.worker = true;
+    let sender = start(settings, None, None).await;
+    eventually("the whole backlog", || async {
+        (by_message_id(&sink.received()).len() == MAILS).then_some(())
+    })
+    .await;
+    let counts = by_message_id(&sink.received());
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each mail once: {counts:?}"
+    );
+    // 100 mails, at most 40 per connection: 3 connections (one more for each time a look finds
+    // the outbox empty, which cannot happen mid-backlog), not 120.
+    assert_eq!(sink.connections(), MAILS.div_ceil(PER_CONNECTION));
+    let rows = outbox(&first, "status=sent").await;
+    assert_eq!(rows.len(), MAILS);
+    assert!(
+        rows.iter().all(|r| r["attempts"] == 1),
+        "a dropped kept connection costs no attempt: {rows:?}"
+    );
+    drop(sender);
 }
 
 async fn the_outbox_is_listed_for_supervisors(backend: Backend) {

@@ -12,6 +12,7 @@ mod calendars;
 mod cli;
 mod client;
 mod clocks;
+mod drain;
 mod health;
 mod horizon;
 mod http;

@@ -1,11 +1,13 @@
 //! A real SMTP server for the mail tests: listens on 127.0.0.1, speaks enough ESMTP for lettre
-//! (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), records every mail it accepts, and can be
-//! stopped (the port then refuses connections) and started again on the same port.
+//! (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), records every mail it accepts, counts the
+//! connections it was given, can drop each connection after a number of mails (as servers with a
+//! per-connection limit or an idle timeout do), and can be stopped (the port then refuses
+//! connections) and started again on the same port.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,6 +59,9 @@ impl Received {
 struct Shared {
     received: Mutex<Vec<Received>>,
     rejected: Mutex<HashSet<String>>,
+    connections: AtomicUsize,
+    /// Mails after which a connection is dropped without a word (0: never).
+    drop_after: AtomicUsize,
 }
 
 /// The running (or stopped) server.
@@ -119,6 +124,17 @@ impl SmtpSink {
             .insert(address.to_ascii_lowercase());
     }
 
+    /// Connections accepted so far (across restarts).
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// From now on, drops every connection without a word once it has carried `mails` mails:
+    /// the client finds out when it next uses it.
+    pub fn drop_connections_after(&self, mails: usize) {
+        self.shared.drop_after.store(mails, Ordering::SeqCst);
+    }
+
     /// Every mail accepted so far, in order.
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
@@ -133,6 +149,7 @@ impl SmtpSink {
             while !flag.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
+                        shared.connections.fetch_add(1, Ordering::SeqCst);
                         let (shared, flag) = (shared.clone(), flag.clone());
                         sessions.push(std::thread::spawn(move || {
                             // A broken session is the client's problem; the sink goes on.
@@ -195,6 +212,7 @@ fn session(stream: TcpStream, shared: &Shared, stop: &AtomicBool) -> std::io::Re
     let mut reply = |text: &str| out.write_all(format!("{text}\r\n").as_bytes());
     reply("220 sink.test ESMTP mashangban test sink")?;
     let (mut from, mut to) = (None::<String>, Vec::<String>::new());
+    let mut carried = 0;
     let mut line = String::new();
     while read_line(&mut reader, &mut line, stop)? {
         let command = line.trim_end().to_string();
@@ -244,6 +262,10 @@ fn session(stream: TcpStream, shared: &Shared, stop: &AtomicBool) -> std::io::Re
                     data,
                 });
                 reply("250 OK queued")?;
+                carried += 1;
+                if carried == shared.drop_after.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
             }
             "DATA" => reply("503 5.5.1 MAIL and RCPT first")?,
             "RSET" => {
