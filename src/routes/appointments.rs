@@ -22,6 +22,7 @@ use crate::db::appointments::{
 };
 use crate::db::calendars::Calendars;
 use crate::db::requests::Scope;
+use crate::db::tickets::NewTicket;
 use crate::domain::Catalog;
 use crate::domain::appointment::{
     self, CheckInRefusal, Hall, RangeRefusal, Slot, SlotRefusal, Status,
@@ -29,6 +30,7 @@ use crate::domain::appointment::{
 use crate::domain::audit::Entry;
 use crate::domain::intake::{is_email, is_phone};
 use crate::domain::notice::AppointmentStage;
+use crate::domain::ticket::TicketKind;
 use crate::error::{ApiError, ErrorCode, FieldError, Problem};
 use crate::http::extract::if_match_revision;
 use crate::routes::requests::scope_of;
@@ -1192,6 +1194,16 @@ pub async fn reschedule(
 // ---------------------------------------------------------------------------------------------
 // Check-in
 
+/// A checked-in appointment and the ticket it was given.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckedInView {
+    /// The appointment as it is now.
+    #[serde(flatten)]
+    pub appointment: AppointmentView,
+    /// The visitor's ticket in the unit's window queue.
+    pub ticket: crate::routes::tickets::TicketView,
+}
+
 /// Check a visitor in (a clerk of the counter's unit): on the slot's day, from
 /// `appointments.check_in_early_minutes` before its start until the no-show time. The
 /// appointment is `checked_in` and answered with what a ticket needs (unit, counter, matter,
@@ -1202,7 +1214,7 @@ pub async fn reschedule(
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Appointment id")),
     responses(
-        (status = 200, description = "Checked in", body = AppointmentView,
+        (status = 200, description = "Checked in: the appointment, and under `ticket` the visitor's ticket in the unit's window queue (docs/tickets.md)", body = CheckedInView,
          headers(("ETag" = String, description = "New revision"))),
         (status = 404, description = "No such appointment at this clerk's unit", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`action_not_allowed`: cancelled, checked in already or a no-show (`state`); \
@@ -1284,7 +1296,27 @@ pub async fn check_in(
                     vec![],
                 )
             };
-            appointments::check_in(conn, &target, &clerk, now, &compose)
+            // The check-in and the visitor's ticket in the unit's window queue: both or neither.
+            crate::db::write_transaction(conn, |conn| {
+                let Some(row) = appointments::check_in(conn, &target, &clerk, now, &compose)?
+                else {
+                    return Ok(None);
+                };
+                let new = NewTicket {
+                    unit: row.unit.parse().map_err(ApiError::internal)?,
+                    kind: TicketKind::Appointment,
+                    appointment_id: Some(row.id.clone()),
+                    request_id: row.request_id.clone(),
+                    uscc: Some(row.uscc.clone()),
+                    matter: Some(row.matter.clone()),
+                    counter: Some(row.counter.clone()),
+                    slot_start: Some(utc(row.starts_at)),
+                    by: crate::routes::tickets::official(&actor),
+                    at: now,
+                };
+                let ticket = crate::db::tickets::issue(conn, &new)?;
+                Ok(Some((row, ticket)))
+            })
         })
         .await?;
     let context = Context {
@@ -1293,7 +1325,12 @@ pub async fn check_in(
         zone,
     };
     match checked {
-        Some(row) => Ok(context.answer(actix_web::http::StatusCode::OK, &row)),
+        Some((row, ticket)) => Ok(HttpResponse::Ok()
+            .insert_header((header::ETAG, etag(&row)))
+            .json(CheckedInView {
+                appointment: context.view(&row),
+                ticket: crate::routes::tickets::ticket_view(&ticket, now),
+            })),
         None => {
             let now_row = visible(&principal, id, &db).await?;
             Err(ApiError::new(

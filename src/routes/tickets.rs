@@ -71,7 +71,7 @@ pub struct TicketView {
     pub revision: i32,
 }
 
-fn ticket_view(t: &Ticket, now: DateTime<Utc>) -> TicketView {
+pub(crate) fn ticket_view(t: &Ticket, now: DateTime<Utc>) -> TicketView {
     let called_at = t.called_at.map(|c| c.and_utc());
     TicketView {
         id: t.id.clone(),
@@ -182,7 +182,7 @@ fn clerk_unit(principal: &Principal) -> Result<UnitCode, ApiError> {
     }
 }
 
-fn official(principal: &Principal) -> Official {
+pub(crate) fn official(principal: &Principal) -> Official {
     let (_, unit) = principal.actor.claim_values();
     Official {
         subject: principal.subject.clone(),

@@ -1004,6 +1004,26 @@ async fn check_in_by_the_units_clerk(app: &TestApp) {
         assert!(!checked[key].is_null(), "{key}: {checked}");
     }
     assert!(checked.as_object().unwrap().contains_key("request_id"));
+    // The visitor has a ticket in the unit's window queue, numbered for the day.
+    let ticket = &checked["ticket"];
+    assert_eq!(ticket["kind"], "appointment", "{checked}");
+    assert_eq!(ticket["appointment_id"], checked["id"]);
+    assert_eq!(ticket["state"], "waiting");
+    let number = ticket["number"].as_str().unwrap().to_string();
+    assert!(number.len() == 4 && number.ends_with("001"), "{number}");
+    let queue: Value = app
+        .get("/api/v1/tickets", Some(&clerk))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let numbers: Vec<&str> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["number"].as_str())
+        .collect();
+    assert_eq!(numbers, [number.as_str()], "{queue}");
     let again = problem(step(app, &clerk, &id, "check-in", None, None).await, 409).await;
     assert_eq!(again["code"], "action_not_allowed");
     // A checked-in booking is not cancelled by the enterprise.
