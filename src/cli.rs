@@ -1,5 +1,6 @@
-//! The command line: `serve` (the default), `migrate`, `token`, and `client` (the clerks'
-//! client, which talks HTTP only: see [`crate::client`]).
+//! The command line: `serve` (the default), `migrate`, `token`, `client` (the clerks'
+//! client, which talks HTTP only: see [`crate::client`]), and `completions` (a shell's
+//! completion script, made by `clap_complete` from this very command line).
 //!
 //! Exit status: 0 on success, 2 for bad configuration or an unreachable database at start
 //! (one line on stderr naming the key or the redacted URL), 1 for any later failure.
@@ -8,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::Utc;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::app::{Application, StartError};
 use crate::auth::{Actor, Principal, Role, TokenIssuer, secret};
@@ -42,6 +43,16 @@ pub enum Command {
     Token(TokenArgs),
     /// The clerks' client: work the queue and move requests through their lifecycle, over HTTP.
     Client(ClientArgs),
+    /// Print the shell completion script, e.g. `mashangban completions bash > /etc/bash_completion.d/mashangban`.
+    Completions(CompletionsArgs),
+}
+
+/// `mashangban completions` arguments.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// `mashangban token` arguments.
@@ -70,6 +81,17 @@ const EXIT_CONFIG: u8 = 2;
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Completions need nothing but the command line itself.
+    if let Some(Command::Completions(args)) = &cli.command {
+        let mut command = Cli::command();
+        clap_complete::generate(
+            args.shell,
+            &mut command,
+            "mashangban",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     // The client needs neither the server's settings nor a database.
     if let Some(Command::Client(args)) = cli.command {
         return client::run(args);
@@ -83,7 +105,9 @@ pub fn main() -> ExitCode {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(settings),
         Command::Token(args) => token(&settings, args),
-        Command::Client(_) => unreachable!("the client runs before the settings load"),
+        Command::Client(_) | Command::Completions(_) => {
+            unreachable!("the client and completions run before the settings load")
+        }
     }
 }
 

@@ -29,6 +29,29 @@ fn run(command: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// `mashangban completions SHELL` prints a script that knows the client's commands; an
+/// unknown shell is a usage error (exit 2), and nothing needs a configuration.
+#[test]
+fn completions_know_the_client_commands() {
+    for (shell, marker) in [
+        ("bash", "_mashangban()"),
+        ("zsh", "#compdef mashangban"),
+        ("fish", "complete -c mashangban"),
+    ] {
+        let (code, stdout, stderr) = run(binary()
+            .args(["completions", shell])
+            .env("MASHANGBAN_DATABASE_URL", "not-a-url"));
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        assert!(stdout.contains(marker), "{shell}: {marker}");
+        for command in ["call-next", "check-in", "tickets", "returned"] {
+            assert!(stdout.contains(command), "{shell}: {command}");
+        }
+    }
+    let (code, _, stderr) = run(binary().args(["completions", "cmd.exe"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cmd.exe"), "{stderr}");
+}
+
 #[test]
 fn every_subcommand_has_help() {
     for args in [
