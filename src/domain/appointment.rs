@@ -580,6 +580,7 @@ pub fn check_in_window(
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AppointmentStatus)]
 pub enum Status {
     /// 已预约: holds a place in its slot.
     Booked,
