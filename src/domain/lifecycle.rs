@@ -406,6 +406,23 @@ impl Parties {
         self.tasks.iter().any(|t| t.unit == unit)
     }
 
+    /// Whether the acting official's 帮办 standing can change [`authorize`]'s answer for
+    /// `action`, so that the caller must look it up first: for the enterprise's own steps
+    /// (the grant is what lets an official take them), and for an official whose unit neither
+    /// holds a task nor leads (the grant is the only thing that shows them the request).
+    /// A district supervisor sees every request, so only its enterprise steps; never the
+    /// enterprise or an administrator.
+    pub fn standing_matters(&self, actor: &Actor, action: Action) -> bool {
+        match actor {
+            Actor::Clerk(unit) | Actor::Supervisor(Some(unit)) => {
+                action.taken_by() == Taker::OwningEnterprise
+                    || (!self.has_task(*unit) && *unit != self.lead_unit)
+            }
+            Actor::Supervisor(None) => action.taken_by() == Taker::OwningEnterprise,
+            Actor::Enterprise(_) | Actor::Admin => false,
+        }
+    }
+
     /// The unit that leads `matter` (decides it), or the request's lead unit.
     pub fn lead_of(&self, matter: &str) -> UnitCode {
         self.tasks
@@ -1268,6 +1285,63 @@ mod tests {
             Err(Refused::Illegal(..)) => Cell::Illegal,
             Err(Refused::Blocked(b)) => panic!("{b}"),
         }
+    }
+
+    /// Where [`Parties::standing_matters`] says the standing cannot matter, `authorize` gives
+    /// the same answer whatever the standing: the handler may skip looking it up.
+    #[test]
+    fn the_standing_is_looked_up_wherever_it_can_change_the_answer() {
+        let actors = [
+            Actor::Enterprise(Uscc::parse(OWNER).unwrap()),
+            Actor::Clerk(UnitCode::Market),
+            Actor::Clerk(UnitCode::Justice),
+            Actor::Clerk(UnitCode::Tax),
+            Actor::Clerk(UnitCode::ServiceCenter),
+            Actor::Supervisor(Some(UnitCode::Market)),
+            Actor::Supervisor(Some(UnitCode::Tax)),
+            Actor::Supervisor(None),
+            Actor::Admin,
+        ];
+        let standings = [
+            Standing::Without,
+            Standing::Holds {
+                grant: "g".into(),
+                leader: true,
+            },
+            Standing::Lapsed(Lapse::Revoked("g".into())),
+            Standing::Lapsed(Lapse::Expired("g".into())),
+        ];
+        let mut skipped = 0;
+        for status in Status::ALL {
+            for actor in &actors {
+                for action in Action::ALL.iter() {
+                    let parties = single(*status);
+                    if parties.standing_matters(actor, *action) {
+                        continue;
+                    }
+                    skipped += 1;
+                    let without = authorize(actor, *action, &parties, None);
+                    for standing in &standings {
+                        let with = Parties {
+                            assistant: standing.clone(),
+                            ..single(*status)
+                        };
+                        assert_eq!(
+                            authorize(actor, *action, &with, None),
+                            without,
+                            "{actor:?} {action} in {status:?} with {standing:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // The lead and co-units' own steps, and the district's, skip the lookup.
+        assert!(skipped > 100, "{skipped}");
+        let parties = single(Status::Accepted);
+        assert!(parties.standing_matters(&Actor::Clerk(UnitCode::Tax), Action::Accept));
+        assert!(parties.standing_matters(&Actor::Clerk(UnitCode::Market), Action::Withdraw));
+        assert!(!parties.standing_matters(&Actor::Clerk(UnitCode::Market), Action::Accept));
+        assert!(!parties.standing_matters(&Actor::Clerk(UnitCode::Justice), Action::GiveOpinion));
     }
 
     /// State × action × role × (lead | co-unit | unrelated): every cell of the single-window
