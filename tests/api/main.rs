@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod authority;
 mod behalf;
+mod browser;
 mod calendars;
 mod cli;
 mod client;
