@@ -647,17 +647,15 @@ pub(crate) fn step_for(
     responses(
         (status = 200, description = "Done; the request as it is now", body = crate::routes::requests::RequestView,
          headers(("ETag" = String, description = "The new revision"))),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such request for this caller: another enterprise's, or one the caller's unit has no task on", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not possible in the current state (`action_not_allowed`: `state` and `allowed` say what is); \
                                       `opinions_outstanding` (`missing` names the co-units); `materials_pending`", body = Problem,
          content_type = "application/problem+json"),
         (status = 412, description = "Someone else changed the request first", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A member the action needs is missing or wrong", body = Problem,
          content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]

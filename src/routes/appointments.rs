@@ -593,15 +593,13 @@ fn refusal(outcome: Outcome, settings: &AppointmentSettings) -> ApiError {
         (status = 201, description = "Booked (or the replay of the booking made with this key)", body = AppointmentView,
          headers(("Location" = String, description = "The appointment"), ("ETag" = String, description = "Revision"),
                  ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`slot_full`: no place left; `already_booked`: an active booking for the matter \
                                       that day (`appointment` names it); `weekly_limit_reached` (`limit`)",
          body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named (unknown matter, not a slot, past or too far ahead, \
                                       counter not serving it, contact, request not yours); or a key reused with another body",
          body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]
@@ -1092,16 +1090,14 @@ pub async fn cancel(
     responses(
         (status = 200, description = "Moved; a mail confirms the new slot", body = AppointmentView,
          headers(("ETag" = String, description = "New revision"))),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such appointment of this enterprise", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`action_not_allowed` (`state`), `cutoff_passed` (`cutoff_at`), `slot_full`, \
                                       `already_booked`, `weekly_limit_reached`", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Changed first by someone else", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a slot of the matter, in the past or too far ahead, the same slot, or a counter \
                                       not serving it (named)", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]

@@ -315,11 +315,9 @@ fn event(principal: &Principal, row: &AuthorizationRow, action: &str, at: DateTi
     responses(
         (status = 201, description = "Granted", body = AuthorizationView,
          headers(("Location" = String, description = "The new grant"))),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named (`/assistant`, `/request`, `/from`, `/until`, `/leader`)",
          body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]

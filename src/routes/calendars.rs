@@ -501,12 +501,10 @@ async fn change(
     request_body(content = DayBody, example = json!({"kind": "holiday"})),
     responses(
         (status = 200, description = "The day as stored, and how many clocks moved", body = StoredDay),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such calendar", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`date` is not a YYYY-MM-DD date, or `kind` is missing or not holiday / working_day",
          body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]
@@ -671,13 +669,11 @@ fn year_list(
     })),
     responses(
         (status = 200, description = "The year as loaded, the horizon, and how many clocks moved", body = LoadedYear),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such calendar", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`year` is not a year from 1900 to 9999, or a list or an item is wrong \
                                       (each named by its JSON pointer); nothing changed",
          body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]

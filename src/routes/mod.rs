@@ -154,6 +154,22 @@ impl Modify for RequestIdHeader {
     }
 }
 
+/// Failures any endpoint that reads a JSON body can answer, before the handler runs
+/// (`http::extract`'s JSON configuration).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // only a documentation type
+pub enum JsonBodyFailures {
+    /// Body is not JSON.
+    #[response(status = 400, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// Body too large.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// Body is not application/json.
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJsonType(Problem),
+}
+
 /// Failures any authenticated endpoint can answer.
 #[derive(IntoResponses)]
 #[allow(dead_code)] // only a documentation type

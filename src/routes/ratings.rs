@@ -177,13 +177,11 @@ fn role_and_unit(actor: &Actor) -> (&'static str, Option<String>) {
     request_body(content = RatingBody, example = json!({"level": 5, "comment": "当天办结，很方便 / done the same day"})),
     responses(
         (status = 201, description = "Rated", body = RatingView),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such request for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not finished yet (`action_not_allowed`), or rated already (`already_rated`)",
          body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Level not 1 to 5, or comment too long", body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]
@@ -742,14 +740,12 @@ fn stale(case: &Case) -> ApiError {
     request_body(content = NoteBody, example = json!({"note": "已电话联系企业，说明补正要求 / called the enterprise about what to supply"})),
     responses(
         (status = 200, description = "Contacted", body = CaseView),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not possible in the case's state", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Changed by someone else first", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Note missing or too long", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]
@@ -797,16 +793,14 @@ pub async fn contact(
     request_body(content = CloseBody, example = json!({"note": "窗口已增加叫号提醒 / the window now calls numbers aloud"})),
     responses(
         (status = 200, description = "Closed", body = CaseView),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such case for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Closed already, or no contact recorded and no `no_contact_reason` given \
                                       (`missing` names both)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Changed by someone else first", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Note missing or too long; `no_contact_reason` empty, too long, or given \
                                       although a contact is recorded", body = Problem, content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]

@@ -334,11 +334,9 @@ async fn linkable(db: &Database, principal: &Principal, id: &str) -> Result<Stri
     request_body(content = NewTicketBody, example = json!({"uscc": "91350100M000100Y43", "matter": "market-establish", "counter": "3"})),
     responses(
         (status = 201, description = "Issued", body = TicketView),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`request` names no request the unit may see", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A member is wrong", body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]
@@ -503,11 +501,9 @@ pub async fn list(
     responses(
         (status = 200, description = "Called", body = CalledView),
         (status = 204, description = "Nobody waits"),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The linked request changed at that very moment; call again", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`counter` is wrong", body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]
@@ -560,13 +556,11 @@ pub async fn next(
     request_body(content = TicketActionBody, example = json!({"action": "call", "counter": "3"})),
     responses(
         (status = 200, description = "Done; the ticket (and its request, when called)", body = CalledView),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket in the caller's unit's queue", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`action_not_allowed`: not in the ticket's state (`state`, `allowed`)", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Someone else changed the ticket or its request first", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A member is wrong", body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]
@@ -637,13 +631,11 @@ pub async fn act(
     request_body(content = LinkBody, example = json!({"request": "01937a6e-8d1c-7cc0-a6b2-3f1e2d4c5b6a"})),
     responses(
         (status = 200, description = "Linked; the ticket (and its request, when called now)", body = CalledView),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such ticket in the caller's unit's queue, or no such request for the unit", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`action_not_allowed`: the ticket is linked to another request", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Someone else changed the ticket or its request first", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`request` is empty", body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]
