@@ -36,7 +36,7 @@ use crate::error::ApiError;
 
 /// A stored appointment.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = appointments)]
+#[diesel(table_name = appointments, treat_none_as_default_value = false)]
 pub struct AppointmentRow {
     /// UUID v7.
     pub id: String,

@@ -123,10 +123,7 @@ pub fn append_many(conn: &mut DbConnection, entries: Vec<Entry>) -> QueryResult<
     if depth.is_none() {
         return Err(diesel::result::Error::NotInTransaction);
     }
-    if let DbConnection::Pg(_) = conn {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({APPEND_LOCK_KEY})"))
-            .execute(conn)?;
-    }
+    super::locks::hold_until_commit(conn, APPEND_LOCK_KEY)?;
     let head: Option<(i64, String)> = audit_events::table
         .order(audit_events::seq.desc())
         .select((audit_events::seq, audit_events::hash))

@@ -20,7 +20,7 @@ type Backend = <DbConnection as Connection>::Backend;
 
 /// A stored grant.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = authorizations)]
+#[diesel(table_name = authorizations, treat_none_as_default_value = false)]
 pub struct AuthorizationRow {
     /// UUID v7.
     pub id: String,
@@ -77,7 +77,7 @@ impl AuthorizationRow {
 
 /// A stored act of an official for an enterprise.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = assisted_acts)]
+#[diesel(table_name = assisted_acts, treat_none_as_default_value = false)]
 pub struct AssistedActRow {
     /// UUID v7.
     pub id: String,

@@ -34,7 +34,7 @@ const CHANGE_LOCK_KEY: i64 = 0x6d73_6263_616c; // "msbcal"
 
 /// A stored runtime change of one day.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = calendar_days)]
+#[diesel(table_name = calendar_days, treat_none_as_default_value = false)]
 pub struct CalendarDayRow {
     /// Calendar code.
     pub calendar: String,
@@ -302,10 +302,7 @@ fn in_change<T>(
     change: impl FnOnce(&mut DbConnection, &mut Calendar) -> Result<Changed<T>, ApiError>,
 ) -> Result<(T, usize), ApiError> {
     let done = write_transaction(conn, |conn| -> Result<_, ApiError> {
-        if let DbConnection::Pg(_) = conn {
-            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({CHANGE_LOCK_KEY})"))
-                .execute(conn)?;
-        }
+        super::locks::hold_until_commit(conn, CHANGE_LOCK_KEY)?;
         let mut calendar = calendars.stored(conn)?;
         let changed = change(conn, &mut calendar)?;
         audit::append(conn, changed.event)?;

@@ -10,7 +10,7 @@ use super::schema::service_instances;
 
 /// One server process that ran against this database.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = service_instances)]
+#[diesel(table_name = service_instances, treat_none_as_default_value = false)]
 pub struct ServiceInstance {
     /// UUID v7.
     pub id: String,

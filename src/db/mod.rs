@@ -15,6 +15,7 @@ mod breaker;
 pub mod calendars;
 pub mod clocks;
 pub mod instances;
+mod locks;
 pub mod materials;
 pub mod notifications;
 pub mod open311;

@@ -15,7 +15,7 @@ use crate::domain::notice::{About, Message};
 
 /// A stored notification.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = notifications)]
+#[diesel(table_name = notifications, treat_none_as_default_value = false)]
 pub struct NotificationRow {
     /// UUID v7.
     pub id: String,

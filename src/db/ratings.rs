@@ -19,7 +19,7 @@ use crate::error::{ApiError, ErrorCode};
 
 /// A stored rating.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = ratings)]
+#[diesel(table_name = ratings, treat_none_as_default_value = false)]
 pub struct RatingRow {
     /// The request.
     pub request_id: String,
@@ -39,7 +39,7 @@ pub struct RatingRow {
 
 /// A stored rectification case.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = rectifications)]
+#[diesel(table_name = rectifications, treat_none_as_default_value = false)]
 pub struct CaseRow {
     /// UUID v7.
     pub id: String,

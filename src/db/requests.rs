@@ -26,7 +26,7 @@ type Backend = <DbConnection as Connection>::Backend;
 
 /// A stored request.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = requests)]
+#[diesel(table_name = requests, treat_none_as_default_value = false)]
 pub struct RequestRow {
     /// UUID v7.
     pub id: String,
@@ -78,7 +78,7 @@ pub struct RequestRow {
 
 /// A stored task.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = tasks)]
+#[diesel(table_name = tasks, treat_none_as_default_value = false)]
 pub struct TaskRow {
     /// UUID v7.
     pub id: String,
@@ -114,7 +114,7 @@ pub struct TaskRow {
 
 /// A stored material.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = materials)]
+#[diesel(table_name = materials, treat_none_as_default_value = false)]
 pub struct MaterialRow {
     /// UUID v7.
     pub id: String,
@@ -144,7 +144,7 @@ pub struct MaterialRow {
 
 /// A stored clock.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = clocks)]
+#[diesel(table_name = clocks, treat_none_as_default_value = false)]
 pub struct ClockRow {
     /// UUID v7.
     pub id: String,
@@ -200,7 +200,7 @@ pub struct ClockRow {
 
 /// A stored routing decision.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = routing_decisions)]
+#[diesel(table_name = routing_decisions, treat_none_as_default_value = false)]
 pub struct RoutingDecisionRow {
     /// UUID v7.
     pub id: String,

@@ -24,7 +24,7 @@ use crate::error::{ApiError, ErrorCode};
 
 /// A stored ticket.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = tickets)]
+#[diesel(table_name = tickets, treat_none_as_default_value = false)]
 pub struct Ticket {
     /// UUID v7.
     pub id: String,

@@ -22,6 +22,7 @@ mod mail;
 mod materials;
 mod open311;
 mod openapi;
+mod prepared;
 mod rate_limits;
 mod ratings;
 mod requests;
