@@ -19,6 +19,7 @@ pub mod authorizations;
 mod breaker;
 pub mod calendars;
 pub mod clocks;
+pub mod explain;
 pub mod instances;
 pub mod materials;
 pub mod notifications;
@@ -244,6 +245,62 @@ fn sqlite_writer() -> SqliteWriter {
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     WRITING.with(|w| w.set(true));
     SqliteWriter(Some(guard))
+}
+
+/// Most rows a list counts for its total: past it, the total is shown as "more than
+/// `TOTAL_CAP`" ([`Total::capped`]), so that a page never costs a count of the whole table.
+pub const TOTAL_CAP: i64 = 1000;
+
+/// How many rows match a list's filters: exact up to [`TOTAL_CAP`], else "more than".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Total {
+    /// Rows matching; [`TOTAL_CAP`] when [`Total::capped`].
+    pub count: i64,
+    /// More than `count` rows match: the count stopped at the cap.
+    pub capped: bool,
+}
+
+/// Counts the rows `query` selects, stopping after `cap + 1`:
+/// `SELECT COUNT(*) FROM (query LIMIT cap + 1) AS capped`. The subquery's `LIMIT` lets both
+/// backends stop reading as soon as the cap is passed, so the cost is bounded by the cap, not
+/// by the table.
+pub fn count_up_to<Q>(conn: &mut DbConnection, query: Q, cap: i64) -> QueryResult<Total>
+where
+    Q: diesel::query_dsl::methods::LimitDsl,
+    Q::Output: diesel::query_builder::QueryFragment<<DbConnection as Connection>::Backend>
+        + diesel::query_builder::QueryId,
+{
+    let counted: i64 = CountOf(query.limit(cap + 1)).get_result(conn)?;
+    Ok(Total {
+        count: counted.min(cap),
+        capped: counted > cap,
+    })
+}
+
+/// `SELECT COUNT(*) FROM (<query>) AS capped`.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+struct CountOf<Q>(Q);
+
+impl<Q> diesel::query_builder::Query for CountOf<Q> {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl<Q> RunQueryDsl<DbConnection> for CountOf<Q> {}
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for CountOf<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT COUNT(*) FROM (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(") AS capped");
+        Ok(())
+    }
 }
 
 /// Opens connections for the pool, the same way as [`establish`].

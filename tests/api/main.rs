@@ -21,6 +21,7 @@ mod mail;
 mod materials;
 mod open311;
 mod openapi;
+mod plans;
 mod rate_limits;
 mod ratings;
 mod requests;
