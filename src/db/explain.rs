@@ -192,9 +192,10 @@ pub fn seed(conn: &mut DbConnection, count: u32) -> QueryResult<()> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let status = "(CASE n % 50 WHEN 0 THEN (CASE n % 150 WHEN 0 THEN 'submitted' WHEN 50 \
+    // 51 is prime to 14: every unit has open requests.
+    let status = "(CASE n % 51 WHEN 0 THEN (CASE n % 153 WHEN 0 THEN 'submitted' WHEN 51 \
                   THEN 'accepted' ELSE 'under_review' END) ELSE 'delivered' END)";
-    let open = "(n % 50 = 0)";
+    let open = "(n % 51 = 0)";
     let id = |prefix: &str| format!("'seed-{prefix}' || CAST(100000000 + n AS TEXT)");
     let created = at("n * 7");
     let series = format!(
