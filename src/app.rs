@@ -265,10 +265,12 @@ impl Application {
             handle
         });
         let (stopper, stop) = background::signal();
+        // The workers draw from their own pool: HTTP reads cannot starve them of connections.
+        let database = self.database.background();
         let mut workers = vec![(
             "calendar follower",
             actix_web::rt::spawn(sla::follow_calendar_days(
-                self.database.clone(),
+                database.clone(),
                 self.calendars.clone(),
                 self.metrics.clone(),
                 self.horizon_notices,
@@ -279,7 +281,7 @@ impl Application {
             workers.push((
                 "breach detector",
                 actix_web::rt::spawn(sla::detect(
-                    self.database.clone(),
+                    database.clone(),
                     self.calendars.clone(),
                     self.catalog.clone(),
                     self.metrics.clone(),
@@ -292,7 +294,7 @@ impl Application {
             workers.push((
                 "appointment worker",
                 actix_web::rt::spawn(crate::appointment_worker::run(
-                    self.database.clone(),
+                    database.clone(),
                     self.calendars.clone(),
                     self.catalog.clone(),
                     self.hall.clone(),
@@ -305,7 +307,7 @@ impl Application {
             workers.push((
                 "mail sender",
                 actix_web::rt::spawn(crate::notify::deliver(
-                    self.database.clone(),
+                    database.clone(),
                     mailer,
                     self.metrics.clone(),
                     stop.clone(),
@@ -313,11 +315,11 @@ impl Application {
             ));
         }
         // On SQLite the counts live in the process (`rate_limit::LocalCounts`): no rows to sweep.
-        if self.rate_limit.enabled && self.database.backend() == crate::db::Backend::Postgres {
+        if self.rate_limit.enabled && database.backend() == crate::db::Backend::Postgres {
             workers.push((
                 "rate-limit sweeper",
                 actix_web::rt::spawn(sweep_rate_limits(
-                    self.database.clone(),
+                    database.clone(),
                     self.rate_limit.window_secs,
                     stop.clone(),
                 )),

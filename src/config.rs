@@ -547,8 +547,11 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     /// `sqlite://PATH` or `postgres://…`.
     pub url: String,
-    /// Most pooled connections.
+    /// Most pooled connections for HTTP requests.
     pub pool_size: u32,
+    /// Most connections of the background workers' own pool (detector, mail sender, calendar
+    /// follower, appointment worker, rate-limit sweeper): HTTP reads can never take them.
+    pub background_pool_size: u32,
     /// Seconds to wait for a connection.
     pub connect_timeout_secs: u64,
     /// SQLite lock wait in milliseconds.
@@ -844,6 +847,12 @@ impl Settings {
         self.appointments.validate()?;
         if self.database.pool_size == 0 {
             return Err(ConfigError::key("database.pool_size", "must be at least 1"));
+        }
+        if self.database.background_pool_size == 0 {
+            return Err(ConfigError::key(
+                "database.background_pool_size",
+                "must be at least 1",
+            ));
         }
         if self.database.connect_timeout_secs == 0 {
             return Err(ConfigError::key(
@@ -1159,6 +1168,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown key `database.pool_sise`"), "{err}");
+    }
+
+    #[test]
+    fn the_background_pool_needs_a_connection() {
+        let err = load_with("[database]\nbackground_pool_size = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("database.background_pool_size"), "{err}");
+        assert_eq!(Settings::defaults().database.background_pool_size, 2);
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //!
 //! Diesel is blocking: [`Database::run`] takes the pooled connection *and* runs the work on
 //! actix's blocking thread pool, never on an async worker.
+//!
+//! Two pools: HTTP requests draw from one (`database.pool_size`), the background workers from
+//! their own ([`Database::background`], `database.background_pool_size`), each with its own
+//! breaker, so supervisors' reads holding every HTTP connection can never starve the breach
+//! detector or the mail sender of one.
 
 pub mod appointments;
 pub mod audit;
@@ -14,6 +19,7 @@ pub mod authorizations;
 mod breaker;
 pub mod calendars;
 pub mod clocks;
+pub mod explain;
 pub mod instances;
 mod locks;
 pub mod materials;
@@ -242,6 +248,62 @@ fn sqlite_writer() -> SqliteWriter {
     SqliteWriter(Some(guard))
 }
 
+/// Most rows a list counts for its total: past it, the total is shown as "more than
+/// `TOTAL_CAP`" ([`Total::capped`]), so that a page never costs a count of the whole table.
+pub const TOTAL_CAP: i64 = 1000;
+
+/// How many rows match a list's filters: exact up to [`TOTAL_CAP`], else "more than".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Total {
+    /// Rows matching; [`TOTAL_CAP`] when [`Total::capped`].
+    pub count: i64,
+    /// More than `count` rows match: the count stopped at the cap.
+    pub capped: bool,
+}
+
+/// Counts the rows `query` selects, stopping after `cap + 1`:
+/// `SELECT COUNT(*) FROM (query LIMIT cap + 1) AS capped`. The subquery's `LIMIT` lets both
+/// backends stop reading as soon as the cap is passed, so the cost is bounded by the cap, not
+/// by the table.
+pub fn count_up_to<Q>(conn: &mut DbConnection, query: Q, cap: i64) -> QueryResult<Total>
+where
+    Q: diesel::query_dsl::methods::LimitDsl,
+    Q::Output: diesel::query_builder::QueryFragment<<DbConnection as Connection>::Backend>
+        + diesel::query_builder::QueryId,
+{
+    let counted: i64 = CountOf(query.limit(cap + 1)).get_result(conn)?;
+    Ok(Total {
+        count: counted.min(cap),
+        capped: counted > cap,
+    })
+}
+
+/// `SELECT COUNT(*) FROM (<query>) AS capped`.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+struct CountOf<Q>(Q);
+
+impl<Q> diesel::query_builder::Query for CountOf<Q> {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+impl<Q> RunQueryDsl<DbConnection> for CountOf<Q> {}
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for CountOf<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT COUNT(*) FROM (");
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql(") AS capped");
+        Ok(())
+    }
+}
+
 /// Opens connections for the pool, the same way as [`establish`].
 #[derive(Debug)]
 pub struct ConnectionManager {
@@ -272,14 +334,44 @@ impl r2d2::ManageConnection for ConnectionManager {
 /// The connection pool.
 pub type Pool = r2d2::Pool<ConnectionManager>;
 
-/// The application's handle on the database.
+/// A pool and its breaker: what one kind of caller (HTTP requests, background workers) draws
+/// connections from.
+#[derive(Clone)]
+struct Lane {
+    pool: Pool,
+    breaker: Arc<breaker::Breaker>,
+}
+
+impl Lane {
+    fn new(size: u32, url: &DatabaseUrl, settings: &DatabaseSettings) -> Self {
+        let pool = r2d2::Pool::builder()
+            .max_size(size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .test_on_check_out(true)
+            .build_unchecked(ConnectionManager {
+                url: url.clone(),
+                settings: settings.clone(),
+            });
+        Self {
+            pool,
+            breaker: Arc::default(),
+        }
+    }
+}
+
+/// The application's handle on the database: the HTTP requests' pool, or (from
+/// [`Database::background`]) the background workers' own.
 #[derive(Clone)]
 pub struct Database {
-    pool: Pool,
+    /// The lane this handle draws from.
+    lane: Lane,
+    /// The background workers' lane, kept by every handle so [`Database::background`] can
+    /// hand it out.
+    background: Lane,
     backend: Backend,
     url: DatabaseUrl,
     settings: DatabaseSettings,
-    breaker: Arc<breaker::Breaker>,
 }
 
 impl Database {
@@ -293,27 +385,35 @@ impl Database {
         let mut first = establish(&url, settings)?;
         migrate(&mut first, &url)?;
         drop(first);
-        let pool = r2d2::Pool::builder()
-            .max_size(settings.pool_size)
-            .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(settings.connect_timeout_secs))
-            .test_on_check_out(true)
-            .build_unchecked(ConnectionManager {
-                url: url.clone(),
-                settings: settings.clone(),
-            });
         Ok(Self {
-            pool,
+            lane: Lane::new(settings.pool_size, &url, settings),
+            background: Lane::new(settings.background_pool_size, &url, settings),
             backend: url.backend(),
             url,
             settings: settings.clone(),
-            breaker: Arc::default(),
         })
+    }
+
+    /// The handle the background workers use: their own pool of
+    /// `database.background_pool_size` connections and their own breaker, so HTTP requests
+    /// holding every connection of theirs (and the breaker that trips when their pool runs
+    /// dry) cannot delay them. Readiness keeps reporting the HTTP side.
+    pub fn background(&self) -> Database {
+        Self {
+            lane: self.background.clone(),
+            ..self.clone()
+        }
     }
 
     /// A pooled connection, blocking: only for start-up code and the blocking pool.
     pub fn pool_get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, r2d2::Error> {
-        self.pool.get()
+        self.lane.pool.get()
+    }
+
+    /// Whether this handle's breaker is open (its pool could not hand out a connection, and
+    /// requests on it answer 503 at once until the probe connects).
+    pub fn breaker_open(&self) -> bool {
+        self.lane.breaker.is_open()
     }
 
     /// Which backend this is.
@@ -327,13 +427,13 @@ impl Database {
         F: FnOnce(&mut DbConnection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        if self.breaker.is_open() {
+        if self.lane.breaker.is_open() {
             return Err(ApiError::database_unavailable(
                 "the database is down (breaker open; a probe is retrying)",
             ));
         }
-        let pool = self.pool.clone();
-        let breaker = Arc::clone(&self.breaker);
+        let pool = self.lane.pool.clone();
+        let breaker = Arc::clone(&self.lane.breaker);
         let (url, settings) = (self.url.clone(), self.settings.clone());
         actix_web::web::block(move || {
             let mut conn = pool.get().map_err(|error| {
@@ -353,5 +453,60 @@ impl Database {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn sqlite_settings(dir: &tempfile::TempDir) -> DatabaseSettings {
+        let mut settings = Settings::defaults().database;
+        settings.url = format!("sqlite://{}", dir.path().join("test.db").display());
+        settings.pool_size = 2;
+        settings.background_pool_size = 1;
+        settings.connect_timeout_secs = 1;
+        settings
+    }
+
+    #[actix_web::test]
+    async fn the_background_pool_serves_while_http_requests_hold_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Database::open(&sqlite_settings(&dir)).unwrap();
+        let background = database.background();
+        // A burst of HTTP reads holds every HTTP connection.
+        let held: Vec<_> = (0..2).map(|_| database.pool_get().unwrap()).collect();
+
+        // The HTTP side runs dry: readiness (a ping on the HTTP pool) answers 503, and the
+        // HTTP breaker trips (its probe closes it again as soon as it can connect directly).
+        let refused = database.ping().await.unwrap_err();
+        assert_eq!(refused.code(), crate::error::ErrorCode::DatabaseUnavailable);
+
+        // The workers' pool still serves, and their breaker never tripped.
+        assert!(!background.breaker_open());
+        background.ping().await.unwrap();
+        let requests = background
+            .run(|conn| Ok(schema::requests::table.count().get_result::<i64>(conn)?))
+            .await
+            .unwrap();
+        assert_eq!(requests, 0);
+        assert!(!background.breaker_open());
+
+        // Once the HTTP connections are back, readiness answers again.
+        drop(held);
+        let mut ready = database.ping().await;
+        for _ in 0..100 {
+            if ready.is_ok() {
+                break;
+            }
+            std::thread::sleep(breaker::PROBE_EVERY / 4);
+            ready = database.ping().await;
+        }
+        ready.unwrap();
+        assert!(!database.breaker_open());
+        // The background handle of a background handle is the same pool.
+        assert_eq!(background.background().lane.pool.max_size(), 1);
+        assert_eq!(database.lane.pool.max_size(), 2);
     }
 }

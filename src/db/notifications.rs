@@ -303,14 +303,15 @@ pub struct Filters {
 
 /// The outbox, newest first: mails about requests with a task for `unit` (the service centre
 /// also sees every `awaiting_arbitration` mail: it arbitrates returns), or every mail when
-/// `unit` is `None`; matching `filters`, after the id `after`; and how many match in all.
+/// `unit` is `None`; matching `filters`, after the id `after`; and how many match in all,
+/// counted up to [`super::TOTAL_CAP`].
 pub fn list(
     conn: &mut DbConnection,
     unit: Option<crate::domain::UnitCode>,
     filters: &Filters,
     after: Option<&str>,
     limit: i64,
-) -> QueryResult<(Vec<NotificationRow>, i64)> {
+) -> QueryResult<(Vec<NotificationRow>, super::Total)> {
     use super::schema::tasks;
     type Backend = <DbConnection as Connection>::Backend;
 
@@ -339,7 +340,14 @@ pub fn list(
         }
         query
     };
-    let total: i64 = filtered().count().get_result(conn)?;
+    let total = super::count_up_to(
+        conn,
+        // In the page's order, so the count reads the same index range the pages do.
+        filtered()
+            .select(notifications::id)
+            .order(notifications::id.desc()),
+        super::TOTAL_CAP,
+    )?;
     let mut page = filtered();
     if let Some(after) = after {
         page = page.filter(notifications::id.lt(after.to_string()));

@@ -13,7 +13,7 @@ use super::schema::{
     catalog_versions, clocks, idempotency_keys, materials, request_counters, requests,
     routing_decisions, tasks,
 };
-use super::{DbConnection, audit, write_transaction};
+use super::{DbConnection, TOTAL_CAP, Total, audit, count_up_to, write_transaction};
 use crate::domain::audit::Entry;
 use crate::domain::request::Status;
 use crate::domain::{Catalog, UnitCode};
@@ -665,15 +665,23 @@ fn filtered<'a>(scope: &'a Scope, f: &'a Filters) -> requests::BoxedQuery<'a, Ba
     query
 }
 
-/// One page of requests, newest first, after the cursor (an id), with the total matching.
+/// One page of requests, newest first, after the cursor (an id: keyset paging, no offset),
+/// with the total matching, counted up to [`TOTAL_CAP`].
 pub fn list(
     conn: &mut DbConnection,
     scope: &Scope,
     filters: &Filters,
     after: Option<&str>,
     limit: i64,
-) -> QueryResult<(Vec<RequestRecord>, i64)> {
-    let total: i64 = filtered(scope, filters).count().get_result(conn)?;
+) -> QueryResult<(Vec<RequestRecord>, Total)> {
+    // In the page's order, so the count reads the same index range the pages do.
+    let total = count_up_to(
+        conn,
+        filtered(scope, filters)
+            .select(requests::id)
+            .order(requests::id.desc()),
+        TOTAL_CAP,
+    )?;
     let mut page = filtered(scope, filters);
     if let Some(after) = after {
         page = page.filter(requests::id.lt(after));

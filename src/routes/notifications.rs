@@ -138,8 +138,12 @@ impl From<NotificationRow> for NotificationView {
 pub struct NotificationPage {
     /// Newest first.
     pub items: Vec<NotificationView>,
-    /// How many mails match the filters in all.
+    /// How many mails match the filters in all: exact while `total_capped` is false; else
+    /// more than `total` (1,000) match and the count stopped there.
     pub total: i64,
+    /// More mails match than `total`: the count stops at 1,000 so that a page never counts
+    /// the whole outbox.
+    pub total_capped: bool,
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -293,7 +297,8 @@ pub async fn list(
         .flatten();
     Ok(HttpResponse::Ok().json(NotificationPage {
         items: rows.into_iter().map(NotificationView::from).collect(),
-        total,
+        total: total.count,
+        total_capped: total.capped,
         next_cursor,
     }))
 }

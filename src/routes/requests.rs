@@ -323,8 +323,12 @@ pub struct RequestView {
 pub struct RequestPage {
     /// The requests, newest first.
     pub items: Vec<RequestView>,
-    /// How many match the filters in all.
+    /// How many match the filters in all: exact while `total_capped` is false; else more
+    /// than `total` (1,000) match and the count stopped there.
     pub total: i64,
+    /// More requests match than `total`: the count stops at 1,000 so that a page never counts
+    /// a million requests.
+    pub total_capped: bool,
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -1152,7 +1156,8 @@ pub async fn list(
             .iter()
             .map(|r| view(r, calendars.current().horizon()).for_actor(&principal.actor))
             .collect(),
-        total,
+        total: total.count,
+        total_capped: total.capped,
         next_cursor,
     }))
 }

@@ -22,6 +22,7 @@ mod mail;
 mod materials;
 mod open311;
 mod openapi;
+mod plans;
 mod prepared;
 mod rate_limits;
 mod ratings;

@@ -129,6 +129,8 @@ async fn total(app: &TestApp, token: &str, query: &str) -> i64 {
         .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
+    // A few requests: counted exactly, not capped.
+    assert_eq!(body["total_capped"], false, "{body}");
     body["total"].as_i64().unwrap()
 }
 
@@ -525,6 +527,7 @@ async fn listing_is_scoped_filtered_and_paged(app: &TestApp) {
         .unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
     assert_eq!(page["total"], 4);
+    assert_eq!(page["total_capped"], false);
     let cursor = page["next_cursor"].as_str().unwrap();
     let next: Value = app
         .get(
