@@ -339,6 +339,24 @@ mod tests {
     }
 
     #[test]
+    fn a_mail_starts_only_while_the_lease_can_cover_its_whole_exchange() {
+        let mut mailer = mailer(8);
+        assert_eq!(mailer.settings.timeout_secs, 10);
+        assert_eq!(mailer.lease(), TimeDelta::seconds(130), "as documented");
+        assert_eq!(mailer.budget(), TimeDelta::seconds(70));
+        let now = Utc::now().trunc_subsecs(6);
+        let lease_until = (now + mailer.lease()).naive_utc();
+        assert!(mailer.may_start(lease_until, now), "the batch's first mail");
+        assert!(mailer.may_start(lease_until, now + TimeDelta::seconds(60)));
+        assert!(!mailer.may_start(lease_until, now + TimeDelta::seconds(61)));
+        // Every allowed timeout leaves a window to start mails in.
+        for timeout_secs in [1, 10, 300] {
+            mailer.settings.timeout_secs = timeout_secs;
+            assert!(mailer.budget() < mailer.lease(), "{timeout_secs}");
+        }
+    }
+
+    #[test]
     fn failures_retry_with_backoff_until_the_last_attempt_then_park() {
         let mailer = mailer(3);
         let now = Utc::now();

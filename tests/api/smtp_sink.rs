@@ -1,7 +1,8 @@
 //! A real SMTP server for the mail tests: listens on 127.0.0.1, speaks enough ESMTP for lettre
 //! (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), records every mail it accepts, counts the
-//! connections it was given, can drop each connection after a number of mails (as servers with a
-//! per-connection limit or an idle timeout do), and can be stopped (the port then refuses
+//! connections it was given, can refuse a recipient for good (`550`) or for now (`450`), can
+//! drop each connection after a number of mails (as servers with a per-connection limit or an
+//! idle timeout do), and can be stopped (the port then refuses
 //! connections) and started again on the same port.
 
 use std::collections::HashSet;
@@ -59,6 +60,7 @@ impl Received {
 struct Shared {
     received: Mutex<Vec<Received>>,
     rejected: Mutex<HashSet<String>>,
+    deferred: Mutex<HashSet<String>>,
     connections: AtomicUsize,
     /// Mails after which a connection is dropped without a word (0: never).
     drop_after: AtomicUsize,
@@ -119,6 +121,15 @@ impl SmtpSink {
     pub fn reject(&self, address: &str) {
         self.shared
             .rejected
+            .lock()
+            .unwrap()
+            .insert(address.to_ascii_lowercase());
+    }
+
+    /// Answers `450` (try again later) to `RCPT TO:<address>` from now on.
+    pub fn defer(&self, address: &str) {
+        self.shared
+            .deferred
             .lock()
             .unwrap()
             .insert(address.to_ascii_lowercase());
@@ -231,13 +242,11 @@ fn session(stream: TcpStream, shared: &Shared, stop: &AtomicBool) -> std::io::Re
             }
             "RCPT" => {
                 let rcpt = address(&command);
-                if shared
-                    .rejected
-                    .lock()
-                    .unwrap()
-                    .contains(&rcpt.to_ascii_lowercase())
-                {
+                let key = rcpt.to_ascii_lowercase();
+                if shared.rejected.lock().unwrap().contains(&key) {
                     reply("550 5.1.1 no such mailbox")?;
+                } else if shared.deferred.lock().unwrap().contains(&key) {
+                    reply("450 4.2.1 mailbox busy, try again later")?;
                 } else {
                     to.push(rcpt);
                     reply("250 OK")?;
