@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, fresh_postgres, fresh_sqlite, problem, start, test_settings};
 use crate::requests::matter_body;
-use crate::smtp_sink::{Received, SmtpSink};
+use crate::smtp_sink::{Received, SmtpSink, TlsSmtpSink};
 
 /// The contact address of `matter_body`.
 const CONTACT: &str = "office@example.com";
@@ -872,6 +872,58 @@ async fn the_outbox_is_listed_for_supervisors(backend: Backend) {
         .map(|e| e["pointer"].as_str().unwrap())
         .collect();
     assert_eq!(named, ["status", "kind", "request_id", "cursor", "limit"]);
+}
+
+/// Mail over TLS, both ways (`STARTTLS` on a plain connection; TLS from the first byte), over
+/// the sender's own socket, to a server for `localhost` whose certificate a throwaway CA signed:
+/// refused (the certificate is not trusted, nothing arrives) until `[mail] smtp_ca_file` names
+/// that CA, then delivered.
+#[actix_web::test]
+async fn mail_goes_over_starttls_and_implicit_tls_to_a_server_the_configured_ca_signed() {
+    for tls in [MailTls::Starttls, MailTls::Tls] {
+        let (ca_pem, chain, key) = crate::tls::intranet_ca();
+        let sink = TlsSmtpSink::start(chain, key, tls == MailTls::Tls);
+        let to_tls_sink = |s: &mut Settings| {
+            to_sink(s, sink.port());
+            s.mail.host = "localhost".into();
+            s.mail.tls = tls;
+        };
+
+        let untrusting = spawn(Backend::Sqlite, to_tls_sink).await.unwrap();
+        let (id, _) = accepted_request(&untrusting).await;
+        let row = eventually("the failed attempt recorded", || async {
+            let row = row_of(&untrusting, &id, "accepted").await;
+            (row["attempts"].as_i64().unwrap() >= 1).then_some(row)
+        })
+        .await;
+        assert_eq!(row["status"], "pending", "{tls:?}: {row}");
+        let error = row["last_error"].as_str().unwrap().to_lowercase();
+        assert!(error.contains("certificate"), "{tls:?}: {error}");
+        assert!(sink.received().is_empty(), "{tls:?}");
+        drop(untrusting);
+
+        let ca = tempfile::tempdir().unwrap();
+        let ca_file = ca.path().join("intranet-ca.pem");
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        let trusting = spawn(Backend::Sqlite, |s| {
+            to_tls_sink(s);
+            s.mail.smtp_ca_file = ca_file.display().to_string();
+        })
+        .await
+        .unwrap();
+        let (id, number) = accepted_request(&trusting).await;
+        let mail = eventually("the mail over TLS", || async {
+            sink.received().into_iter().next()
+        })
+        .await;
+        let row = eventually("the row marked sent", || async {
+            let row = row_of(&trusting, &id, "accepted").await;
+            (row["status"] == "sent").then_some(row)
+        })
+        .await;
+        check_accepted_mail(&mail, &row, &number);
+        assert_eq!(row["attempts"], 1, "{tls:?}: {row}");
+    }
 }
 
 #[actix_web::test]
