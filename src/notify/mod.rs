@@ -233,10 +233,10 @@ impl Unrecorded {
 /// Each look takes up to `[mail] batch` due mails under one lease (one write transaction,
 /// [`notifications::claim`]) and sends them one after the other over one SMTP connection, kept
 /// while mails are due and closed when a look finds none. Outcomes are recorded in chunks (one
-/// write transaction each, [`notifications::record_all`]): every [`RECORD_EVERY`] mails, when
-/// one has waited [`RECORD_AFTER`], and at the end of the batch. A mail is started only while
-/// enough of the lease is left to finish it ([`Mailer::budget`]); the mails of the batch not
-/// started (too little lease left, or a stop) are given back at once
+/// write transaction each, [`notifications::record_all`]): every 20 mails (`RECORD_EVERY`),
+/// when one has waited 200 ms (`RECORD_AFTER`), and at the end of the batch. A mail is started
+/// only while enough of the lease is left to finish it (`Mailer::budget`); the mails of the
+/// batch not started (too little lease left, or a stop) are given back at once
 /// ([`notifications::release`]). When nothing is due (or the database does not answer) it
 /// sleeps `[mail] tick_ms`.
 pub async fn deliver(
