@@ -8,8 +8,9 @@
 //! sink as host and `tls = "none"`) until the sink has every mail. The clock starts when the
 //! worker starts.
 //!
-//! Each mail is the worker's full round: claim the row (one write transaction), build the mail,
-//! SMTP (`MAIL`, `RCPT`, `DATA`, body, `.`), record the outcome (one write transaction).
+//! The worker's full round: claim a batch of up to `[mail] batch` rows (one write transaction),
+//! for each build the mail and send it (`MAIL`, `RCPT`, `DATA`, body, `.`), record the outcomes
+//! in chunks of up to 20 (one write transaction each).
 //!
 //! Prints mails per second and the number of SMTP connections the sink was given.
 //!

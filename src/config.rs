@@ -394,7 +394,7 @@ pub struct MailSettings {
     pub worker: bool,
     /// Longest the worker sleeps when nothing is due, in milliseconds.
     pub tick_ms: u64,
-    /// Most mails the worker takes at once.
+    /// Most mails the worker claims at once (one transaction, one lease).
     pub batch: i64,
 }
 

@@ -6,7 +6,10 @@
 //! look like a new mail.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::dsl;
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use uuid::Uuid;
 
 use super::DbConnection;
@@ -142,8 +145,8 @@ pub fn enqueue_once(
 // statement on both backends.
 
 /// A pending mail's status, as a literal for the partial index.
-fn pending() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
-    diesel::dsl::sql::<diesel::sql_types::Bool>("notifications.status = 'pending'")
+fn pending() -> SqlLiteral<Bool> {
+    dsl::sql::<Bool>("notifications.status = 'pending'")
 }
 
 /// How many mails wait and how many are dead, across all instances.
@@ -172,55 +175,106 @@ pub fn counts(conn: &mut DbConnection) -> QueryResult<OutboxCounts> {
     })
 }
 
-/// Ids of up to `limit` mails a sender may take at `now`: pending, due, and not held by
-/// another sender (or held past its lease). Oldest due first. A read: taking one is [`claim`].
-pub fn due(conn: &mut DbConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<String>> {
-    notifications::table
-        .filter(pending())
-        .filter(notifications::next_attempt_at.le(now))
-        .filter(
-            notifications::locked_until
-                .is_null()
-                .or(notifications::locked_until.lt(now)),
-        )
-        .order((notifications::next_attempt_at, notifications::id))
-        .limit(limit)
-        .select(notifications::id)
-        .load(conn)
+/// Not held by a sender, or held past its lease.
+type Unheld = dsl::Or<
+    dsl::IsNull<notifications::locked_until>,
+    dsl::Lt<notifications::locked_until, NaiveDateTime>,
+>;
+
+/// Pending, due, and [`Unheld`].
+type Free = dsl::And<
+    dsl::And<SqlLiteral<Bool>, dsl::LtEq<notifications::next_attempt_at, NaiveDateTime>>,
+    Unheld,
+>;
+
+/// The condition of a mail a sender may take at `now`: pending, due, and not held by another
+/// sender (or held past its lease).
+fn free(now: NaiveDateTime) -> Free {
+    pending().and(notifications::next_attempt_at.le(now)).and(
+        notifications::locked_until
+            .is_null()
+            .or(notifications::locked_until.lt(now)),
+    )
 }
 
-/// Takes mail `id` for one sender until `lease_until`, if it is still free at `now`: one
-/// conditional update on the row, so of several senders (server instances) exactly one gets
-/// it. `None` when another sender took it, or it was sent or parked meanwhile.
+/// Takes up to `limit` mails that are free at `now` (oldest due first) for one sender until
+/// `lease_until`, and answers them in that order. One write transaction, so a batch costs one
+/// commit: a select of the ids, then one conditional `UPDATE … SET locked_until = lease_until
+/// WHERE id IN (ids) AND <still free> RETURNING …`.
+///
+/// Of several senders (server instances) on one database, each mail goes to exactly one:
+/// on PostgreSQL the select locks the rows it picks `FOR UPDATE SKIP LOCKED` until the commit
+/// (a concurrent claim skips them instead of waiting; a row another claim took and committed
+/// meanwhile no longer passes the re-checked condition); on SQLite the write transaction
+/// (`BEGIN IMMEDIATE`) already excludes every other writer. The update repeats the condition,
+/// so a row is only ever taken while it is free.
 pub fn claim(
     conn: &mut DbConnection,
-    id: &str,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
-) -> QueryResult<Option<NotificationRow>> {
-    super::write_transaction(conn, |conn| {
-        let taken = diesel::update(
-            notifications::table
-                .filter(notifications::id.eq(id))
-                .filter(pending())
-                .filter(notifications::next_attempt_at.le(now))
-                .filter(
-                    notifications::locked_until
-                        .is_null()
-                        .or(notifications::locked_until.lt(now)),
-                ),
-        )
-        .set(notifications::locked_until.eq(lease_until))
-        .execute(conn)?;
-        if taken == 0 {
-            return Ok(None);
-        }
+    limit: i64,
+) -> QueryResult<Vec<NotificationRow>> {
+    let picked = || {
         notifications::table
-            .find(id)
-            .select(NotificationRow::as_select())
-            .first(conn)
-            .optional()
-    })
+            .filter(free(now))
+            .order((notifications::next_attempt_at, notifications::id))
+            .limit(limit)
+            .select(notifications::id)
+    };
+    // A macro, not a closure: the returning clause is typed by the backend it runs on.
+    macro_rules! take {
+        ($ids:expr, $conn:expr) => {
+            diesel::update(
+                notifications::table
+                    .filter(notifications::id.eq_any($ids))
+                    .filter(free(now)),
+            )
+            .set(notifications::locked_until.eq(lease_until))
+            .returning(NotificationRow::as_returning())
+            .get_results($conn)
+        };
+    }
+    let mut rows = super::write_transaction(conn, |conn| match conn {
+        DbConnection::Pg(pg) => {
+            let ids: Vec<String> = picked().for_update().skip_locked().load(pg)?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            take!(ids, pg)
+        }
+        DbConnection::Sqlite(lite) => {
+            let ids: Vec<String> = picked().load(lite)?;
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            take!(ids, lite)
+        }
+    })?;
+    // RETURNING promises no order.
+    rows.sort_by(|a, b| (a.next_attempt_at, &a.id).cmp(&(b.next_attempt_at, &b.id)));
+    Ok(rows)
+}
+
+/// Gives back mails `ids` that this sender took until `lease_until` but will not send now (it
+/// is stopping, or too little of its lease is left): they are free again at once, for any
+/// sender, instead of when the lease runs out. Rows taken by another sender meanwhile, or
+/// already recorded, are left alone. How many were given back.
+pub fn release(
+    conn: &mut DbConnection,
+    ids: &[String],
+    lease_until: NaiveDateTime,
+) -> QueryResult<usize> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::update(
+        notifications::table
+            .filter(notifications::id.eq_any(ids))
+            .filter(pending())
+            .filter(notifications::locked_until.eq(lease_until)),
+    )
+    .set(notifications::locked_until.eq(None::<NaiveDateTime>))
+    .execute(conn)
 }
 
 /// What one delivery attempt came to.
@@ -288,6 +342,34 @@ pub fn record(
         }
     };
     Ok(changed == 1)
+}
+
+/// The outcome of one attempt, to record with [`record_all`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The mail.
+    pub id: String,
+    /// The attempt's number (the row's `attempts` + 1).
+    pub attempts: i32,
+    /// What it came to.
+    pub attempt: Attempt,
+    /// When it ended (UTC).
+    pub at: NaiveDateTime,
+}
+
+/// Records `outcomes`, attempts made under the lease `lease_until`, in one write transaction
+/// (one commit for all), each by [`record`]'s rules. Whether each was recorded, in order.
+pub fn record_all(
+    conn: &mut DbConnection,
+    lease_until: NaiveDateTime,
+    outcomes: &[Outcome],
+) -> QueryResult<Vec<bool>> {
+    super::write_transaction(conn, |conn| {
+        outcomes
+            .iter()
+            .map(|o| record(conn, &o.id, lease_until, o.attempts, &o.attempt, o.at))
+            .collect()
+    })
 }
 
 /// Filters of the outbox listing; all optional, combined with AND.

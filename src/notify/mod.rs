@@ -6,14 +6,18 @@
 //! - A request never waits for mail. Lifecycle steps, the breach detector and ratings only write
 //!   rows ([`crate::db::notifications::enqueue`]) in their own transaction; this worker, a
 //!   background task of each server instance (`[mail] worker`), delivers them later.
-//! - A mail is taken with a conditional update that holds it for a lease
-//!   ([`crate::db::notifications::claim`]), so two instances never send the same row at once.
-//!   A sender that dies mid-send loses its hold when the lease runs out, and the mail is tried
-//!   again.
+//! - Mails are taken a batch at a time (`[mail] batch`), in one write transaction that holds
+//!   each row for a lease ([`crate::db::notifications::claim`]), so two instances never send
+//!   the same row at once. A mail is started only while enough of the lease is left to finish
+//!   it; the rest of the batch is given back. A sender that dies mid-batch loses its hold when
+//!   the lease runs out, and those mails are tried again.
+//! - Outcomes are recorded in chunks, one write transaction each (at most 20 mails, none
+//!   waiting more than 200 ms after the mail before it is done): one commit per chunk instead of
+//!   two per mail.
 //! - Every attempt of a row carries the row's stored `Message-ID`. Delivery is at least once: a
-//!   crash between the SMTP server's acceptance and our update resends the mail with the same
-//!   `Message-ID` (archives and many clients see it is the same mail; a plain inbox may show it
-//!   twice).
+//!   crash between the SMTP server's acceptance and the recording of its chunk resends those
+//!   mails with the same `Message-ID` (archives and many clients see it is the same mail; a
+//!   plain inbox may show it twice).
 //! - A failure counts an attempt, keeps the error, and schedules the next attempt after
 //!   `backoff_base_secs · 2^(attempts − 1)`, at most `backoff_max_secs`; after `max_attempts`, or
 //!   at once on a permanent refusal (5xx, an address that cannot be parsed), the row is parked as
@@ -21,23 +25,24 @@
 //! - Blocking work (the database, files) runs on the blocking pool, never on an async worker;
 //!   SMTP is async, over one connection kept while mails are due (`TCP_NODELAY`; see
 //!   [`transport`]); no database connection is held while a mail is on the wire.
-//! - On a graceful stop the worker finishes the mail in hand (sent and recorded) and closes its
-//!   SMTP connection with `QUIT`.
+//! - On a graceful stop the worker finishes the mail in hand, records every outcome it holds,
+//!   gives the rest of its batch back, and closes its SMTP connection with `QUIT`.
 
 mod transport;
 
 pub use self::transport::{Failure, Link, Transport, message};
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::web;
-use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use lettre::message::Mailbox;
 
 use crate::background::StopSignal;
 use crate::config::{ConfigError, MailSettings};
 use crate::db::Database;
-use crate::db::notifications::{self, Attempt, NotificationRow};
+use crate::db::notifications::{self, Attempt, NotificationRow, Outcome};
+use crate::error::ApiError;
 use crate::http::Metrics;
 
 /// A mail sender: the transport, the `From`, and the retry rules.
@@ -63,64 +68,40 @@ impl Mailer {
         })
     }
 
-    /// How long a sender holds a mail: enough for every step of one SMTP exchange to use its
-    /// whole timeout, plus a margin.
+    /// How long a sender holds the mails it takes (the lease, `30 s + 10 × timeout_secs`):
+    /// taken together, a batch shares one lease.
     fn lease(&self) -> TimeDelta {
         TimeDelta::seconds(30 + 10 * self.settings.timeout_secs as i64)
     }
 
-    /// Takes mail `id` if it is still free, sends it over `link`, and records the outcome.
-    /// The claim and the record run on the blocking pool, each with its own pooled connection;
-    /// none is held while the mail is on the wire. Does nothing when another sender has it.
-    /// Answers the outcome recorded (`sent`, `retry`, `dead`), if any.
-    pub async fn attempt(
-        &self,
-        database: &Database,
-        link: &mut Link,
-        id: String,
-    ) -> Result<Option<&'static str>, String> {
-        let now = Utc::now().trunc_subsecs(6);
-        let lease_until = (now + self.lease()).naive_utc();
-        let db = database.clone();
-        let row = web::block(move || -> Result<_, String> {
-            let mut conn = db.pool_get().map_err(|e| e.to_string())?;
-            notifications::claim(&mut conn, &id, now.naive_utc(), lease_until)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let outcome = match message(&row, &self.from) {
+    /// How much of the lease must be left for a mail to be started: the longest its exchange
+    /// can take (two tries, the kept connection and a new one, each a connect and a send, each
+    /// bounded by `timeout_secs`), plus 30 s to record the outcome. A mail started with that
+    /// much left is done while the lease still holds, so no other sender can have taken it.
+    fn budget(&self) -> TimeDelta {
+        TimeDelta::seconds(30 + 4 * self.settings.timeout_secs as i64)
+    }
+
+    /// Whether a mail held until `lease_until` may still be started at `now`.
+    fn may_start(&self, lease_until: NaiveDateTime, now: DateTime<Utc>) -> bool {
+        now.naive_utc() + self.budget() <= lease_until
+    }
+
+    /// Sends the mail of `row` over `link` (the kept connection, else a new one) and judges
+    /// the outcome; the database is not touched.
+    async fn send(&self, link: &mut Link, row: &NotificationRow) -> Outcome {
+        let outcome = match message(row, &self.from) {
             Ok(mail) => self.transport.send(link, &mail).await,
             Err(failure) => Err(failure),
         };
         let done = Utc::now().trunc_subsecs(6);
         let attempts = row.attempts.saturating_add(1);
-        let attempt = self.judge(outcome, attempts, done);
-        let db = database.clone();
-        let (row, attempt, recorded) = web::block(move || -> Result<_, String> {
-            let mut conn = db.pool_get().map_err(|e| e.to_string())?;
-            let recorded = notifications::record(
-                &mut conn,
-                &row.id,
-                lease_until,
-                attempts,
-                &attempt,
-                done.naive_utc(),
-            )
-            .map_err(|e| e.to_string())?;
-            Ok((row, attempt, recorded))
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        log(&row, attempts, &attempt, recorded);
-        Ok(recorded.then_some(match attempt {
-            Attempt::Sent => "sent",
-            Attempt::Retry { .. } => "retry",
-            Attempt::Dead { .. } => "dead",
-        }))
+        Outcome {
+            id: row.id.clone(),
+            attempts,
+            attempt: self.judge(outcome, attempts, done),
+            at: done.naive_utc(),
+        }
     }
 
     /// How long closing the SMTP connection may take.
@@ -179,12 +160,85 @@ fn log(row: &NotificationRow, attempts: i32, attempt: &Attempt, recorded: bool) 
     }
 }
 
+/// Most outcomes kept unrecorded: a chunk is recorded (one transaction) once it has this many.
+const RECORD_EVERY: usize = 20;
+
+/// Longest an outcome waits unrecorded while the sender goes on with the batch (checked after
+/// each mail).
+const RECORD_AFTER: Duration = Duration::from_millis(200);
+
+/// The outcomes of mails sent under one lease and not recorded yet.
+struct Unrecorded {
+    lease_until: NaiveDateTime,
+    rows: Vec<NotificationRow>,
+    outcomes: Vec<Outcome>,
+    oldest: Option<Instant>,
+}
+
+impl Unrecorded {
+    fn new(lease_until: NaiveDateTime) -> Self {
+        Self {
+            lease_until,
+            rows: Vec::new(),
+            outcomes: Vec::new(),
+            oldest: None,
+        }
+    }
+
+    fn push(&mut self, row: NotificationRow, outcome: Outcome) {
+        self.oldest.get_or_insert_with(Instant::now);
+        self.rows.push(row);
+        self.outcomes.push(outcome);
+    }
+
+    /// Whether the chunk is due: [`RECORD_EVERY`] outcomes, or one older than [`RECORD_AFTER`].
+    fn due(&self) -> bool {
+        self.outcomes.len() >= RECORD_EVERY
+            || self.oldest.is_some_and(|at| at.elapsed() >= RECORD_AFTER)
+    }
+
+    /// Records every outcome kept (one write transaction), counts them in `metrics` and logs
+    /// each. On a database error the outcomes are dropped: their rows keep the lease and are
+    /// tried again when it runs out (a sent mail then goes out a second time).
+    async fn record(&mut self, database: &Database, metrics: &Metrics) -> Result<(), ApiError> {
+        if self.outcomes.is_empty() {
+            return Ok(());
+        }
+        let outcomes = std::mem::take(&mut self.outcomes);
+        let rows = std::mem::take(&mut self.rows);
+        self.oldest = None;
+        let lease_until = self.lease_until;
+        let (outcomes, recorded) = database
+            .run(move |conn| {
+                let recorded = notifications::record_all(conn, lease_until, &outcomes)?;
+                Ok((outcomes, recorded))
+            })
+            .await?;
+        for ((row, outcome), recorded) in rows.iter().zip(&outcomes).zip(recorded) {
+            log(row, outcome.attempts, &outcome.attempt, recorded);
+            if recorded {
+                metrics.mail_attempt(match outcome.attempt {
+                    Attempt::Sent => "sent",
+                    Attempt::Retry { .. } => "retry",
+                    Attempt::Dead { .. } => "dead",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The sender worker: runs until `stop` is raised, then finishes the mail in hand.
 ///
-/// Each look reads the ids of up to `[mail] batch` due mails; each is then taken, sent and
-/// recorded, one after the other, over one SMTP connection kept while mails are due and closed
-/// when a look finds none. When nothing is due (or the database does not answer) it sleeps
-/// `[mail] tick_ms`.
+/// Each look takes up to `[mail] batch` due mails under one lease (one write transaction,
+/// [`notifications::claim`]) and sends them one after the other over one SMTP connection, kept
+/// while mails are due and closed when a look finds none. Outcomes are recorded in chunks (one
+/// write transaction each, [`notifications::record_all`]): every 20 mails (`RECORD_EVERY`),
+/// when one has waited 200 ms (`RECORD_AFTER`), and at the end of the batch. A mail is started
+/// only while enough of the lease is left to finish it (`Mailer::budget`); the mails of the
+/// batch not started (too little lease left, or a stop) are given back at once
+/// ([`notifications::release`]). When nothing is due (or the database does not answer) it
+/// sleeps `[mail] tick_ms`.
 pub async fn deliver(
     database: Database,
     mailer: Mailer,
@@ -195,13 +249,21 @@ pub async fn deliver(
     let batch = mailer.settings.batch;
     let mut link = Link::default();
     tracing::info!(transport = %mailer.transport, "mail sender started");
-    'looks: while !stop.requested() {
-        let now = Utc::now().trunc_subsecs(6).naive_utc();
-        let due = database
-            .run(move |conn| Ok(notifications::due(conn, now, batch)?))
+    while !stop.requested() {
+        let now = Utc::now().trunc_subsecs(6);
+        let lease_until = (now + mailer.lease()).naive_utc();
+        let claimed = database
+            .run(move |conn| {
+                Ok(notifications::claim(
+                    conn,
+                    now.naive_utc(),
+                    lease_until,
+                    batch,
+                )?)
+            })
             .await;
-        let ids = match due {
-            Ok(ids) if !ids.is_empty() => ids,
+        let rows = match claimed {
+            Ok(rows) if !rows.is_empty() => rows,
             Ok(_) => {
                 link.close(mailer.quit_limit()).await;
                 stop.sleep(tick).await;
@@ -214,20 +276,35 @@ pub async fn deliver(
                 continue;
             }
         };
-        for id in ids {
-            if stop.requested() {
-                break 'looks;
-            }
-            match mailer.attempt(&database, &mut link, id).await {
-                Ok(Some(outcome)) => metrics.mail_attempt(outcome),
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "mail delivery could not use the database; retrying");
-                    link.close(mailer.quit_limit()).await;
-                    stop.sleep(tick).await;
-                    continue 'looks;
+        let mut unrecorded = Unrecorded::new(lease_until);
+        let mut rows = rows.into_iter().peekable();
+        let mut recorded = Ok(());
+        while let Some(row) =
+            rows.next_if(|_| !stop.requested() && mailer.may_start(lease_until, Utc::now()))
+        {
+            let outcome = mailer.send(&mut link, &row).await;
+            unrecorded.push(row, outcome);
+            if unrecorded.due() {
+                recorded = unrecorded.record(&database, &metrics).await;
+                if recorded.is_err() {
+                    break;
                 }
             }
+        }
+        if recorded.is_ok() {
+            recorded = unrecorded.record(&database, &metrics).await;
+        }
+        let left: Vec<String> = rows.map(|row| row.id).collect();
+        if recorded.is_ok() && !left.is_empty() {
+            recorded = database
+                .run(move |conn| Ok(notifications::release(conn, &left, lease_until)?))
+                .await
+                .map(drop);
+        }
+        if let Err(error) = recorded {
+            tracing::warn!(%error, "mail delivery could not use the database; retrying");
+            link.close(mailer.quit_limit()).await;
+            stop.sleep(tick).await;
         }
     }
     link.close(mailer.quit_limit()).await;
@@ -259,6 +336,24 @@ mod tests {
             .display()
             .to_string();
         Mailer::new(&settings).unwrap()
+    }
+
+    #[test]
+    fn a_mail_starts_only_while_the_lease_can_cover_its_whole_exchange() {
+        let mut mailer = mailer(8);
+        assert_eq!(mailer.settings.timeout_secs, 10);
+        assert_eq!(mailer.lease(), TimeDelta::seconds(130), "as documented");
+        assert_eq!(mailer.budget(), TimeDelta::seconds(70));
+        let now = Utc::now().trunc_subsecs(6);
+        let lease_until = (now + mailer.lease()).naive_utc();
+        assert!(mailer.may_start(lease_until, now), "the batch's first mail");
+        assert!(mailer.may_start(lease_until, now + TimeDelta::seconds(60)));
+        assert!(!mailer.may_start(lease_until, now + TimeDelta::seconds(61)));
+        // Every allowed timeout leaves a window to start mails in.
+        for timeout_secs in [1, 10, 300] {
+            mailer.settings.timeout_secs = timeout_secs;
+            assert!(mailer.budget() < mailer.lease(), "{timeout_secs}");
+        }
     }
 
     #[test]

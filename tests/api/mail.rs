@@ -1,25 +1,31 @@
 //! Notification mail through the outbox, against a real SMTP server on 127.0.0.1
 //! (`smtp_sink`), on both backends: the mails of real lifecycle steps (recipient, subject, body,
-//! `Message-ID`), an SMTP outage with requests flowing, dead letters, permanent refusals, two
-//! senders on one database, the `.eml` file transport, and the outbox listing.
+//! `Message-ID`), an SMTP outage with requests flowing, dead letters, permanent refusals, a
+//! batch with mixed outcomes, two senders on one database, the batch claim and record at the
+//! database (two claimers, a lapsed lease, a batch given back), the `.eml` file transport, and
+//! the outbox listing.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{NaiveDateTime, SubsecRound, TimeDelta, Utc};
+use diesel::prelude::*;
 use mail_parser::MimeHeaders as _;
 use mashangban::auth::Actor;
 use mashangban::config::{MailTls, Settings};
-use mashangban::db::notifications::{Notice, enqueue};
-use mashangban::db::{self, DatabaseUrl};
+use mashangban::db::notifications::{
+    Attempt, Notice, NotificationRow, Outcome, claim, enqueue, record_all, release,
+};
+use mashangban::db::schema::notifications;
+use mashangban::db::{self, DatabaseUrl, DbConnection};
 use mashangban::domain::UnitCode;
 use mashangban::domain::notice::{About, Message};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, fresh_postgres, fresh_sqlite, problem, start, test_settings};
 use crate::requests::matter_body;
-use crate::smtp_sink::{Received, SmtpSink};
+use crate::smtp_sink::{Received, SmtpSink, TlsSmtpSink};
 
 /// The contact address of `matter_body`.
 const CONTACT: &str = "office@example.com";
@@ -96,7 +102,11 @@ on_both!(
     mails_wait_out_an_smtp_outage_and_arrive_once,
     a_mail_that_keeps_failing_is_parked_as_dead,
     a_permanent_refusal_is_dead_at_once,
+    a_batch_records_each_outcome,
     two_senders_on_one_database_send_each_mail_once,
+    two_claims_at_once_split_a_backlog,
+    a_lapsed_lease_is_not_overwritten_by_the_old_sender,
+    a_batch_not_sent_is_given_back,
     a_backlog_drains_over_few_kept_connections,
     the_outbox_is_listed_for_supervisors,
 );
@@ -407,6 +417,8 @@ fn enqueue_directly(app: &TestApp, n: usize) {
 }
 
 async fn two_senders_on_one_database_send_each_mail_once(backend: Backend) {
+    // As many as one page of the listing shows.
+    const MAILS: usize = 100;
     let sink = SmtpSink::start();
     // The first instance holds the database (and drops it at the end); no sender yet.
     let Some(first) = spawn(backend, |s| {
@@ -417,24 +429,311 @@ async fn two_senders_on_one_database_send_each_mail_once(backend: Backend) {
     else {
         return;
     };
-    enqueue_directly(&first, 30);
+    enqueue_directly(&first, MAILS);
     let mut settings = first.settings.clone();
     settings.mail.worker = true;
+    // Small batches: the two senders claim many times from the same backlog.
+    settings.mail.batch = 7;
     let one = start(settings.clone(), None, None).await;
     let two = start(settings, None, None).await;
-    let received = eventually("all thirty mails", || async {
+    let received = eventually("every mail", || async {
         let received = sink.received();
-        (by_message_id(&received).len() == 30).then_some(received)
+        (by_message_id(&received).len() == MAILS).then_some(received)
     })
     .await;
     actix_web::rt::time::sleep(Duration::from_secs(2)).await;
     let counts = by_message_id(&sink.received());
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
-    assert_eq!(received.len(), 30);
+    assert_eq!(received.len(), MAILS);
     let rows = outbox(&first, "status=sent").await;
-    assert_eq!(rows.len(), 30);
+    assert_eq!(rows.len(), MAILS);
     assert!(rows.iter().all(|r| r["attempts"] == 1), "{rows:?}");
+    // Each outcome was recorded by the sender that sent it, once.
+    let mut sent = 0;
+    for app in [&one, &two] {
+        let metrics = app.get("/metrics", None).await.text().await.unwrap();
+        sent += metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("mashangban_mail_attempts_total{outcome=\"sent\"} "))
+            .map_or(0, |n| n.parse::<usize>().unwrap());
+    }
+    assert_eq!(sent, MAILS);
     drop((one, two));
+}
+
+/// A batch in which the server accepts some mails, refuses one for good (550) and one for now
+/// (450): each outcome is recorded on its own row.
+async fn a_batch_records_each_outcome(backend: Backend) {
+    let sink = SmtpSink::start();
+    sink.reject("enterprise-1@example.com");
+    sink.defer("enterprise-3@example.com");
+    let Some(first) = spawn(backend, |s| {
+        to_sink(s, sink.port());
+        s.mail.worker = false;
+    })
+    .await
+    else {
+        return;
+    };
+    // Five mails, all due before the sender starts: one batch (the default batch is 20).
+    enqueue_directly(&first, 5);
+    let mut settings = first.settings.clone();
+    settings.mail.worker = true;
+    let sender = start(settings, None, None).await;
+    let rows = eventually("every mail tried", || async {
+        let rows = outbox(&first, "").await;
+        rows.iter()
+            .all(|r| r["attempts"].as_i64().unwrap() >= 1)
+            .then_some(rows)
+    })
+    .await;
+    let by_recipient: BTreeMap<String, Value> = rows
+        .into_iter()
+        .map(|r| (r["recipient"].as_str().unwrap().to_string(), r))
+        .collect();
+    for i in [0, 2, 4] {
+        let row = &by_recipient[&format!("enterprise-{i}@example.com")];
+        assert_eq!(row["status"], "sent", "{row}");
+        assert_eq!(row["attempts"], 1, "{row}");
+        assert!(
+            row["sent_at"].is_string() && row["last_error"].is_null(),
+            "{row}"
+        );
+    }
+    let dead = &by_recipient["enterprise-1@example.com"];
+    assert_eq!(dead["status"], "dead", "{dead}");
+    assert_eq!(dead["attempts"], 1, "a 5xx is not retried: {dead}");
+    assert!(
+        dead["last_error"].as_str().unwrap().contains("550"),
+        "{dead}"
+    );
+    assert!(dead["sent_at"].is_null());
+    let waiting = &by_recipient["enterprise-3@example.com"];
+    assert_eq!(waiting["status"], "pending", "a 4xx is retried: {waiting}");
+    assert!(
+        waiting["last_error"].as_str().unwrap().contains("450"),
+        "{waiting}"
+    );
+    assert!(waiting["sent_at"].is_null());
+
+    let mut to: Vec<String> = sink.received().iter().map(|m| m.to.join(",")).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [0, 2, 4].map(|i| format!("enterprise-{i}@example.com")),
+        "the accepted mails, each once"
+    );
+    // The sender counts each outcome just after its chunk commits.
+    eventually("the outcomes counted", || async {
+        let metrics = sender.get("/metrics", None).await.text().await.unwrap();
+        (metrics.contains("mashangban_mail_attempts_total{outcome=\"sent\"} 3")
+            && metrics.contains("mashangban_mail_attempts_total{outcome=\"dead\"} 1")
+            && metrics.contains("mashangban_mail_attempts_total{outcome=\"retry\"}"))
+        .then_some(())
+    })
+    .await;
+    drop(sender);
+}
+
+/// A connection of its own to `app`'s database.
+fn connect(app: &TestApp) -> DbConnection {
+    let url = DatabaseUrl::parse(&app.settings.database.url).unwrap();
+    db::establish(&url, &app.settings.database).unwrap()
+}
+
+/// Row `id` as stored.
+fn stored(conn: &mut DbConnection, id: &str) -> NotificationRow {
+    notifications::table
+        .find(id)
+        .select(NotificationRow::as_select())
+        .first(conn)
+        .unwrap()
+}
+
+/// An instant a little after every row `enqueue_directly` writes, whole microseconds (as
+/// stored).
+fn soon() -> NaiveDateTime {
+    Utc::now().trunc_subsecs(6).naive_utc() + TimeDelta::seconds(1)
+}
+
+/// The sender's lease with the default `[mail] timeout_secs`.
+const LEASE: TimeDelta = TimeDelta::seconds(130);
+
+/// Two claimers (threads with their own connections, as two server instances) take batches
+/// from one backlog at once, until none is left: every mail is taken, by exactly one of them.
+async fn two_claims_at_once_split_a_backlog(backend: Backend) {
+    const MAILS: usize = 200;
+    let Some(app) = spawn(backend, |s| s.mail.worker = false).await else {
+        return;
+    };
+    enqueue_directly(&app, MAILS);
+    let now = soon();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let claimers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut conn = connect(&app);
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                let mut mine = Vec::new();
+                // Empty only when no free row is left that another claim is not holding; the
+                // last claimer to stop sees none left at all.
+                loop {
+                    let rows = claim(&mut conn, now, now + LEASE, 7).unwrap();
+                    if rows.is_empty() {
+                        return mine;
+                    }
+                    assert!(rows.len() <= 7);
+                    mine.extend(rows.into_iter().map(|r| r.id));
+                }
+            })
+        })
+        .collect();
+    let taken: Vec<Vec<String>> = claimers.into_iter().map(|c| c.join().unwrap()).collect();
+    let mut all: Vec<String> = taken.concat();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "no mail taken twice");
+    assert_eq!(all.len(), MAILS, "every mail taken");
+    let mut conn = connect(&app);
+    let held: i64 = notifications::table
+        .filter(notifications::locked_until.eq(now + LEASE))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(held, MAILS as i64);
+    assert!(claim(&mut conn, now, now + LEASE, 7).unwrap().is_empty());
+}
+
+/// The lease rules at the database: nobody takes a held mail until its lease has lapsed; then
+/// another sender may, and the old sender's failure record no longer lands (it would overwrite
+/// the new sender's hold), nor does its give-back; its success still does.
+async fn a_lapsed_lease_is_not_overwritten_by_the_old_sender(backend: Backend) {
+    let Some(app) = spawn(backend, |s| s.mail.worker = false).await else {
+        return;
+    };
+    enqueue_directly(&app, 1);
+    let mut conn = connect(&app);
+    let t0 = soon();
+    let old_lease = t0 + LEASE;
+    let taken = claim(&mut conn, t0, old_lease, 20).unwrap();
+    assert_eq!(taken.len(), 1);
+    let id = taken[0].id.clone();
+    assert_eq!(taken[0].locked_until, Some(old_lease));
+    // Held up to the lease's last instant.
+    assert!(
+        claim(&mut conn, old_lease, old_lease + LEASE, 20)
+            .unwrap()
+            .is_empty()
+    );
+
+    let t1 = old_lease + TimeDelta::seconds(1);
+    let new_lease = t1 + LEASE;
+    let retaken = claim(&mut conn, t1, new_lease, 20).unwrap();
+    assert_eq!(retaken.len(), 1, "free again once the lease lapsed");
+    assert_eq!(retaken[0].id, id);
+
+    let outcome = |attempt, at| Outcome {
+        id: id.clone(),
+        attempts: 1,
+        attempt,
+        at,
+    };
+    let retry = |retry_at| Attempt::Retry {
+        error: "421 try later".into(),
+        retry_at,
+    };
+    let dead = Attempt::Dead {
+        error: "550 no".into(),
+    };
+    let late = [outcome(retry(t1 + LEASE), t1), outcome(dead, t1)];
+    assert_eq!(
+        record_all(&mut conn, old_lease, &late).unwrap(),
+        [false, false],
+        "the old sender's failures do not land"
+    );
+    assert_eq!(
+        release(&mut conn, std::slice::from_ref(&id), old_lease).unwrap(),
+        0
+    );
+    let row = stored(&mut conn, &id);
+    assert_eq!(
+        (
+            row.status.as_str(),
+            row.attempts,
+            row.last_error,
+            row.locked_until
+        ),
+        ("pending", 0, None, Some(new_lease)),
+        "the new sender's hold stands"
+    );
+
+    // The new sender's own failure is recorded.
+    let retry_at = t1 + TimeDelta::seconds(5);
+    let failed = [outcome(retry(retry_at), t1)];
+    assert_eq!(record_all(&mut conn, new_lease, &failed).unwrap(), [true]);
+    let row = stored(&mut conn, &id);
+    assert_eq!(
+        (
+            row.status.as_str(),
+            row.attempts,
+            row.next_attempt_at,
+            row.locked_until
+        ),
+        ("pending", 1, retry_at, None)
+    );
+    assert_eq!(row.last_error.as_deref(), Some("421 try later"));
+
+    // A success is recorded on any pending row, lease or not: it saves a resend.
+    let sent = [outcome(Attempt::Sent, t1)];
+    assert_eq!(record_all(&mut conn, old_lease, &sent).unwrap(), [true]);
+    let row = stored(&mut conn, &id);
+    assert_eq!((row.status.as_str(), row.sent_at), ("sent", Some(t1)));
+    assert!(
+        claim(&mut conn, retry_at, retry_at + LEASE, 20)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Mails of a batch the sender will not send now (it stops, or too little lease is left) are
+/// given back: free at once, not after the lease; the rest stay held.
+async fn a_batch_not_sent_is_given_back(backend: Backend) {
+    let Some(app) = spawn(backend, |s| s.mail.worker = false).await else {
+        return;
+    };
+    enqueue_directly(&app, 3);
+    let mut conn = connect(&app);
+    let now = soon();
+    let batch: Vec<String> = claim(&mut conn, now, now + LEASE, 20)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(batch.len(), 3);
+    // Oldest due first; all three were written at the same instant, so by id.
+    let mut sorted = batch.clone();
+    sorted.sort();
+    assert_eq!(batch, sorted);
+    let other_lease = now + LEASE + TimeDelta::seconds(1);
+    assert_eq!(
+        release(&mut conn, &batch[1..], other_lease).unwrap(),
+        0,
+        "not its lease"
+    );
+    assert_eq!(release(&mut conn, &batch[1..], now + LEASE).unwrap(), 2);
+    let again: Vec<String> = claim(&mut conn, now, other_lease, 20)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        again,
+        batch[1..],
+        "the given-back mails, and not the one still held"
+    );
+    assert_eq!(stored(&mut conn, &batch[0]).locked_until, Some(now + LEASE));
 }
 
 /// A backlog (after an outage) goes out over a few SMTP connections, each kept for many mails,
@@ -573,6 +872,58 @@ async fn the_outbox_is_listed_for_supervisors(backend: Backend) {
         .map(|e| e["pointer"].as_str().unwrap())
         .collect();
     assert_eq!(named, ["status", "kind", "request_id", "cursor", "limit"]);
+}
+
+/// Mail over TLS, both ways (`STARTTLS` on a plain connection; TLS from the first byte), over
+/// the sender's own socket, to a server for `localhost` whose certificate a throwaway CA signed:
+/// refused (the certificate is not trusted, nothing arrives) until `[mail] smtp_ca_file` names
+/// that CA, then delivered.
+#[actix_web::test]
+async fn mail_goes_over_starttls_and_implicit_tls_to_a_server_the_configured_ca_signed() {
+    for tls in [MailTls::Starttls, MailTls::Tls] {
+        let (ca_pem, chain, key) = crate::tls::intranet_ca();
+        let sink = TlsSmtpSink::start(chain, key, tls == MailTls::Tls);
+        let to_tls_sink = |s: &mut Settings| {
+            to_sink(s, sink.port());
+            s.mail.host = "localhost".into();
+            s.mail.tls = tls;
+        };
+
+        let untrusting = spawn(Backend::Sqlite, to_tls_sink).await.unwrap();
+        let (id, _) = accepted_request(&untrusting).await;
+        let row = eventually("the failed attempt recorded", || async {
+            let row = row_of(&untrusting, &id, "accepted").await;
+            (row["attempts"].as_i64().unwrap() >= 1).then_some(row)
+        })
+        .await;
+        assert_eq!(row["status"], "pending", "{tls:?}: {row}");
+        let error = row["last_error"].as_str().unwrap().to_lowercase();
+        assert!(error.contains("certificate"), "{tls:?}: {error}");
+        assert!(sink.received().is_empty(), "{tls:?}");
+        drop(untrusting);
+
+        let ca = tempfile::tempdir().unwrap();
+        let ca_file = ca.path().join("intranet-ca.pem");
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        let trusting = spawn(Backend::Sqlite, |s| {
+            to_tls_sink(s);
+            s.mail.smtp_ca_file = ca_file.display().to_string();
+        })
+        .await
+        .unwrap();
+        let (id, number) = accepted_request(&trusting).await;
+        let mail = eventually("the mail over TLS", || async {
+            sink.received().into_iter().next()
+        })
+        .await;
+        let row = eventually("the row marked sent", || async {
+            let row = row_of(&trusting, &id, "accepted").await;
+            (row["status"] == "sent").then_some(row)
+        })
+        .await;
+        check_accepted_mail(&mail, &row, &number);
+        assert_eq!(row["attempts"], 1, "{tls:?}: {row}");
+    }
 }
 
 #[actix_web::test]

@@ -1,7 +1,8 @@
 //! A real SMTP server for the mail tests: listens on 127.0.0.1, speaks enough ESMTP for lettre
 //! (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), records every mail it accepts, counts the
-//! connections it was given, can drop each connection after a number of mails (as servers with a
-//! per-connection limit or an idle timeout do), and can be stopped (the port then refuses
+//! connections it was given, can refuse a recipient for good (`550`) or for now (`450`), can
+//! drop each connection after a number of mails (as servers with a per-connection limit or an
+//! idle timeout do), and can be stopped (the port then refuses
 //! connections) and started again on the same port.
 
 use std::collections::HashSet;
@@ -59,6 +60,7 @@ impl Received {
 struct Shared {
     received: Mutex<Vec<Received>>,
     rejected: Mutex<HashSet<String>>,
+    deferred: Mutex<HashSet<String>>,
     connections: AtomicUsize,
     /// Mails after which a connection is dropped without a word (0: never).
     drop_after: AtomicUsize,
@@ -119,6 +121,15 @@ impl SmtpSink {
     pub fn reject(&self, address: &str) {
         self.shared
             .rejected
+            .lock()
+            .unwrap()
+            .insert(address.to_ascii_lowercase());
+    }
+
+    /// Answers `450` (try again later) to `RCPT TO:<address>` from now on.
+    pub fn defer(&self, address: &str) {
+        self.shared
+            .deferred
             .lock()
             .unwrap()
             .insert(address.to_ascii_lowercase());
@@ -231,13 +242,11 @@ fn session(stream: TcpStream, shared: &Shared, stop: &AtomicBool) -> std::io::Re
             }
             "RCPT" => {
                 let rcpt = address(&command);
-                if shared
-                    .rejected
-                    .lock()
-                    .unwrap()
-                    .contains(&rcpt.to_ascii_lowercase())
-                {
+                let key = rcpt.to_ascii_lowercase();
+                if shared.rejected.lock().unwrap().contains(&key) {
                     reply("550 5.1.1 no such mailbox")?;
+                } else if shared.deferred.lock().unwrap().contains(&key) {
+                    reply("450 4.2.1 mailbox busy, try again later")?;
                 } else {
                     to.push(rcpt);
                     reply("250 OK")?;
@@ -291,4 +300,155 @@ fn address(command: &str) -> String {
         .and_then(|(_, rest)| rest.split_once('>'))
         .map(|(address, _)| address.to_string())
         .unwrap_or_default()
+}
+
+/// An SMTP server speaking TLS with a given certificate: STARTTLS (plain greeting, `STARTTLS`
+/// offered and required before `MAIL`) or TLS from the first byte (implicit, as on port 465).
+/// Accepts every mail; runs until the process ends.
+pub struct TlsSmtpSink {
+    port: u16,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl TlsSmtpSink {
+    /// Starts on a free port of 127.0.0.1 with certificate `chain` and its `key`.
+    pub fn start(
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+        implicit: bool,
+    ) -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the TLS SMTP sink");
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let shared = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(tcp) = stream else { continue };
+                let (config, received) = (config.clone(), shared.clone());
+                std::thread::spawn(move || {
+                    let tls = |tcp| {
+                        let connection = rustls::ServerConnection::new(config).unwrap();
+                        BufReader::new(rustls::StreamOwned::new(connection, tcp))
+                    };
+                    // A failed handshake (an untrusting client) just ends the session.
+                    let _ = if implicit {
+                        tls_dialog(&mut tls(tcp), false, true, &received).map(drop)
+                    } else {
+                        let mut plain = BufReader::new(tcp);
+                        match tls_dialog(&mut plain, true, true, &received) {
+                            Ok(Upgrade::Starttls) => {
+                                let mut secured = tls(plain.into_inner());
+                                tls_dialog(&mut secured, false, false, &received).map(drop)
+                            }
+                            other => other.map(drop),
+                        }
+                    };
+                });
+            }
+        });
+        Self { port, received }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every mail accepted so far, in order.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// How a [`tls_dialog`] ended.
+enum Upgrade {
+    /// `QUIT` or the connection closed.
+    Done,
+    /// The client asked for `STARTTLS` and was told to go ahead.
+    Starttls,
+}
+
+/// One SMTP dialog over `stream`, opened with the greeting if `greet` (not after `STARTTLS`:
+/// the client speaks first then); `plain`: before TLS, where `STARTTLS` is offered and `MAIL`
+/// refused until it is done.
+fn tls_dialog<S: std::io::Read + Write>(
+    stream: &mut BufReader<S>,
+    plain: bool,
+    greet: bool,
+    received: &Mutex<Vec<Received>>,
+) -> std::io::Result<Upgrade> {
+    let reply = |stream: &mut BufReader<S>, text: &str| -> std::io::Result<()> {
+        let out = stream.get_mut();
+        out.write_all(format!("{text}\r\n").as_bytes())?;
+        out.flush()
+    };
+    if greet {
+        reply(stream, "220 tls-sink.test ESMTP")?;
+    }
+    let (mut from, mut to) = (String::new(), Vec::<String>::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stream.read_line(&mut line)? == 0 {
+            return Ok(Upgrade::Done);
+        }
+        let command = line.trim_end().to_string();
+        let verb = command
+            .split([' ', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        match verb.as_str() {
+            "EHLO" if plain => reply(stream, "250-tls-sink.test\r\n250-STARTTLS\r\n250 8BITMIME")?,
+            "EHLO" => reply(stream, "250-tls-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8")?,
+            "STARTTLS" if plain => {
+                reply(stream, "220 2.0.0 ready to start TLS")?;
+                return Ok(Upgrade::Starttls);
+            }
+            "MAIL" if plain => reply(stream, "530 5.7.0 must issue STARTTLS first")?,
+            "MAIL" => {
+                from = address(&command);
+                to.clear();
+                reply(stream, "250 OK")?;
+            }
+            "RCPT" => {
+                to.push(address(&command));
+                reply(stream, "250 OK")?;
+            }
+            "DATA" => {
+                reply(stream, "354 end with <CRLF>.<CRLF>")?;
+                let mut data = Vec::new();
+                loop {
+                    line.clear();
+                    if stream.read_line(&mut line)? == 0 {
+                        return Ok(Upgrade::Done);
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                    let unstuffed = line.strip_prefix('.').unwrap_or(&line);
+                    data.extend_from_slice(unstuffed.as_bytes());
+                }
+                received.lock().unwrap().push(Received {
+                    from: std::mem::take(&mut from),
+                    to: std::mem::take(&mut to),
+                    data,
+                });
+                reply(stream, "250 OK queued")?;
+            }
+            "QUIT" => {
+                reply(stream, "221 bye")?;
+                return Ok(Upgrade::Done);
+            }
+            _ => reply(stream, "250 OK")?,
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! Outbound TLS trusts a configured CA: the clerks' client, the real binary, against a local
-//! TLS server whose certificate a throwaway CA signed (rcgen), served by rustls.
+//! TLS server whose certificate a throwaway CA signed (rcgen), served by rustls. The mail
+//! sender over STARTTLS and implicit TLS to such a server is in `mail.rs`.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A CA, and a certificate for `localhost` it signed with its key; (CA PEM, chain, key).
-fn intranet_ca() -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+pub(crate) fn intranet_ca() -> (String, Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params
