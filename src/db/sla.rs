@@ -1,14 +1,15 @@
 //! The supervisors' SLA queries: breaches, clocks at risk, and on-time statistics.
 //!
-//! These only read `clocks`, which the SLA engine and its worker write. Every query starts
-//! from one of the partial indexes of the `2026-11-28-000005_sla` migration, so none of them
-//! reads all requests or all clocks:
+//! These read `clocks`, which the SLA engine and its worker write, and the statistics' rollups
+//! ([`super::rollups`]), which the transactions that stop clocks and store ratings keep. Every
+//! query starts from an index, so none of them reads all requests or all clocks:
 //!
 //! | query | index |
 //! |---|---|
 //! | breaches (and their total) | `clocks_unit_breached (unit, breached_at)` with a unit, else `clocks_breached (breached_at)` |
 //! | clocks at risk, open clocks overdue but not yet marked | `clocks_open_due (due_at) WHERE stopped_at IS NULL AND state = 'running'` |
-//! | clocks stopped in a period | `clocks_stopped (stopped_at)` |
+//! | statistics: whole Shanghai days | the rollups' primary keys, day first ([`super::rollups`]) |
+//! | statistics: parts of a day at the period's ends | `clocks_stopped (stopped_at)` |
 //!
 //! A planner uses a partial index only when the query's `WHERE` implies the index's, and a
 //! bound parameter (`state = $1`) implies nothing (SQLite never looks inside it; PostgreSQL
