@@ -1695,3 +1695,73 @@ async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
     rollups::rebuild(&mut conn).unwrap();
     assert_eq!(rollup_rows(&mut conn), incremental);
 }
+
+#[derive(QueryableByName)]
+struct Waiting {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Two PostgreSQL transactions add the first rating of the same day, unit, matter and level at
+/// once: both find no row to update, both insert; the second insert waits for the first
+/// transaction, fails on the key when it commits, and the second adds to the row instead. Both
+/// ratings count. (SQLite has one writer at a time: the race cannot happen there.)
+#[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time"
+)]
+async fn postgres_two_transactions_adding_the_same_new_rollup_row_both_count() {
+    use std::sync::mpsc::channel;
+
+    let app = crate::helpers::spawn_postgres()
+        .await
+        .expect("MASHANGBAN_TEST_DATABASE_URL is set");
+    let rating = |request: &str| RatingRow {
+        request_id: request.into(),
+        uscc: "91310000MA1FL8TQ3X".into(),
+        level: 4,
+        comment: String::new(),
+        unit: "tax".into(),
+        matter: "tax.registration".into(),
+        created_at: now(),
+    };
+    let (first_rating, second_rating) = (rating("r-1"), rating("r-2"));
+    let (mut first, mut second, mut watcher) = (connect(&app), connect(&app), connect(&app));
+    let (inserted, first_inserted) = channel();
+    let (commit, may_commit) = channel::<()>();
+    let first_thread = std::thread::spawn(move || {
+        write_transaction(&mut first, |conn| {
+            rollups::count_rating(conn, &first_rating)?;
+            inserted.send(()).unwrap();
+            may_commit.recv().unwrap();
+            diesel::QueryResult::Ok(())
+        })
+    });
+    first_inserted.recv().unwrap();
+    let second_thread = std::thread::spawn(move || {
+        write_transaction(&mut second, |conn| {
+            rollups::count_rating(conn, &second_rating)
+        })
+    });
+    // The second insert waits on the first transaction's uncommitted key.
+    loop {
+        let waiting = diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result::<Waiting>(&mut watcher)
+        .unwrap();
+        if waiting.n > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    commit.send(()).unwrap();
+    first_thread.join().unwrap().unwrap();
+    second_thread.join().unwrap().unwrap();
+    let rows: Vec<(String, String, String, i32, i64)> =
+        rating_rollups::table.load(&mut watcher).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].4, 2, "{rows:?}");
+}
