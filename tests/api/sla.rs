@@ -1665,6 +1665,7 @@ async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
 
     let unit_choices = [None, Some("tax"), Some("hrss")];
     let kind_choices = [None, Some("promised"), Some("material"), Some("statutory")];
+    let (mut short, mut long) = (0, 0);
     for round in 0..80 {
         let from = rng.instant(start - TimeDelta::days(1), 23);
         let to = match round % 4 {
@@ -1673,6 +1674,11 @@ async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
         };
         if to <= from {
             continue;
+        }
+        if to - from < TimeDelta::days(2) {
+            short += 1;
+        } else {
+            long += 1;
         }
         let query = sla::StatsQuery {
             group_by: if rng.chance(50) {
@@ -1690,6 +1696,10 @@ async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
         let got = sla::stats(&mut conn, &query).unwrap();
         assert_eq!(got, expected, "round {round}: {query:?}");
     }
+    assert!(
+        short >= 20 && long >= 20,
+        "{short} short and {long} long periods"
+    );
 
     // The migration's backfill finds what the transactions counted.
     rollups::rebuild(&mut conn).unwrap();
