@@ -17,10 +17,13 @@
 //!    weeks, and pending ones. Rows go in as multi-row `INSERT`s on the concrete connection
 //!    (SQLite, under its bind limit) or `COPY … FROM STDIN BINARY` (PostgreSQL), 50,000
 //!    requests per transaction. No audit events are written for this seeded history (the
-//!    queries never read them). PostgreSQL gets `VACUUM ANALYZE` afterwards, as autovacuum
-//!    would after a bulk load; SQLite is left as the server leaves it (no `ANALYZE`).
-//! 2. **Queries**, `--repetitions` times each (default 500) after 20 unmeasured ones: the breach
-//!    list (first page of 20, newest first, with the total) of a supervisor of all units and of
+//!    queries never read them). The statistics' rollups are then filled from the seeded
+//!    clocks with the migration's own backfill (`db::rollups::rebuild`). PostgreSQL gets
+//!    `VACUUM ANALYZE` afterwards, as autovacuum would after a bulk load; SQLite is left as
+//!    the server leaves it (no `ANALYZE`).
+//! 2. **Queries**, `--repetitions` times each (default 500) after 20 unmeasured ones: the
+//!    statistics of the last 30 days (by unit and by matter for all units, by matter for the
+//!    unit with the most breaches), through `db::sla` only; the breach list (first page of 20, newest first, with the total) of a supervisor of all units and of
 //!    one unit (the one with the most breaches), and the at-risk list (`within=PT2H`, first page
 //!    and total) of both, at the present and at the busiest moment of the coming week (two
 //!    hours before the next working day's close, where working-day limits fall due). Each is
@@ -65,9 +68,9 @@ use mashangban::config::Settings;
 use mashangban::db::calendars::Calendars;
 use mashangban::db::clocks::{detect_due, to_row};
 use mashangban::db::requests::{ClockRow, ensure_catalog_version};
-use mashangban::db::sla::{self, BreachFilters, ClockFilters, percentile};
+use mashangban::db::sla::{self, BreachFilters, ClockFilters, GroupBy, StatsQuery, percentile};
 use mashangban::db::{
-    self, Backend, Database, DatabaseUrl, DbConnection, audit, schema, write_transaction,
+    self, Backend, Database, DatabaseUrl, DbConnection, audit, rollups, schema, write_transaction,
 };
 use mashangban::domain::calendar::Calendar;
 use mashangban::domain::catalog::Target;
@@ -976,6 +979,36 @@ fn queries(conn: &mut DbConnection, calendar: &Calendar, repetitions: usize) -> 
         busy.to_rfc3339()
     );
 
+    // The statistics of the last 30 days (the API's default period), from the rollups.
+    for (label, group_by, scope) in [
+        ("by unit, all units", GroupBy::Unit, None),
+        ("by matter, all units", GroupBy::Matter, None),
+        ("by matter", GroupBy::Matter, Some(unit.clone())),
+    ] {
+        let query = StatsQuery {
+            group_by,
+            unit: scope.clone(),
+            kind: None,
+            from: (now - TimeDelta::days(30)).naive_utc(),
+            to: now.naive_utc(),
+            now: now.naive_utc(),
+        };
+        let mut micros = Vec::with_capacity(repetitions);
+        let mut counted = 0;
+        for round in 0..WARM_UP + repetitions {
+            let started = Instant::now();
+            counted = sla::stats(conn, &query)?.overall.counted;
+            if round >= WARM_UP {
+                micros.push(started.elapsed().as_micros() as i64);
+            }
+        }
+        let scope = scope.map_or(String::new(), |u| format!(", unit {u}"));
+        println!(
+            "query stats 30 days ({label}{scope}): counted={counted} | db::sla {}",
+            summary(micros)
+        );
+    }
+
     for scope in [None, Some(unit.as_str())] {
         let label = scope.map_or("all units".to_string(), |u| format!("unit {u}"));
         let filters = BreachFilters {
@@ -1388,6 +1421,14 @@ fn run(args: &Args) -> Result<(), String> {
         let started = Instant::now();
         seed(&mut conn, &catalog, rules, args.requests, now).map_err(|e| e.to_string())?;
         let seeded = started.elapsed().as_secs_f64();
+        // The rows went in behind the engine's back: the statistics' rollups are filled from
+        // them with the migration's own backfill, as an upgrade fills them.
+        let started = Instant::now();
+        rollups::rebuild(&mut conn).map_err(|e| e.to_string())?;
+        println!(
+            "statistics rollups rebuilt from the seeded clocks: {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         let started = Instant::now();
         match url.backend() {
             Backend::Postgres => conn.batch_execute("VACUUM ANALYZE"),

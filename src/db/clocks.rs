@@ -9,6 +9,7 @@ use std::ops::RangeInclusive;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use serde_json::json;
 
 use super::DbConnection;
@@ -23,6 +24,8 @@ use crate::domain::notice::{About, Message};
 use crate::domain::request::{ClockKind, ClockState, Status};
 use crate::domain::{Catalog, UnitCode};
 use crate::error::ApiError;
+
+type Backend = <DbConnection as Connection>::Backend;
 
 /// Who the audit trail names for changes the engine makes by itself.
 pub const ENGINE: &str = "sla-engine";
@@ -130,13 +133,13 @@ pub fn from_row(row: &ClockRow) -> Result<Clock, ApiError> {
     })
 }
 
-/// Stores every mutable column of `row`, but only if the stored clock still has the `guard`'s
-/// state and `check_at` (as read): false when someone changed it first.
-fn save(
-    conn: &mut DbConnection,
-    row: &ClockRow,
-    guard: (&str, Option<NaiveDateTime>),
-) -> QueryResult<bool> {
+/// What a clock was when read: its state, `check_at` and `stopped_at`.
+type Guard<'a> = (&'a str, Option<NaiveDateTime>, Option<NaiveDateTime>);
+
+/// Stores every mutable column of `row`, but only if the stored clock is still as read (the
+/// `guard`'s state, `check_at` and `stopped_at`): false when someone changed it first. A clock
+/// that stops here is added to the statistics' rollups in the same transaction.
+fn save(conn: &mut DbConnection, row: &ClockRow, guard: Guard<'_>) -> QueryResult<bool> {
     let changes = (
         clocks::state.eq(&row.state),
         clocks::started_at.eq(row.started_at),
@@ -159,29 +162,34 @@ fn save(
             clocks::lost_minutes.eq(row.lost_minutes),
         ),
     );
-    let updated = match guard {
-        (state, Some(check_at)) => diesel::update(
-            clocks::table
-                .find(&row.id)
-                .filter(clocks::state.eq(state))
-                .filter(clocks::check_at.eq(check_at)),
-        )
-        .set(changes)
-        .execute(conn)?,
-        (state, None) => diesel::update(
-            clocks::table
-                .find(&row.id)
-                .filter(clocks::state.eq(state))
-                .filter(clocks::check_at.is_null()),
-        )
-        .set(changes)
-        .execute(conn)?,
-    };
-    Ok(updated == 1)
+    let (state, check_at, stopped_at) = guard;
+    // Two steps may stop a breached clock at once (its state and `check_at` stay as they
+    // were): only one of them may stop it, and count it.
+    let as_read: Box<dyn BoxableExpression<clocks::table, Backend, SqlType = Bool>> =
+        match stopped_at {
+            None => Box::new(clocks::stopped_at.is_null()),
+            Some(_) => Box::new(clocks::stopped_at.is_not_null()),
+        };
+    let target = clocks::table
+        .find(&row.id)
+        .filter(clocks::state.eq(state))
+        .filter(as_read);
+    let updated = match check_at {
+        Some(check_at) => diesel::update(target.filter(clocks::check_at.eq(check_at)))
+            .set(changes)
+            .execute(conn)?,
+        None => diesel::update(target.filter(clocks::check_at.is_null()))
+            .set(changes)
+            .execute(conn)?,
+    } == 1;
+    if updated && stopped_at.is_none() && row.stopped_at.is_some() {
+        super::rollups::count_stopped(conn, row)?;
+    }
+    Ok(updated)
 }
 
 /// Reads nothing, writes `row` changed by `change` — but only if the clock is still as read
-/// (state and `check_at`): on PostgreSQL the detector or another step may change it between
+/// (state, `check_at` and `stopped_at`): on PostgreSQL the detector or another step may change it between
 /// our read and our write. Then it reads the clock again and applies `change` to what it is
 /// now (up to three times). Returns the stored row, the state before and the changes; `None`
 /// when `change` changes nothing.
@@ -193,11 +201,11 @@ fn guarded(
     let mut current = row;
     for _ in 0..3 {
         let before: ClockState = current.state.parse().unwrap_or(ClockState::Pending);
-        let guard = (current.state.clone(), current.check_at);
+        let guard = (current.state.clone(), current.check_at, current.stopped_at);
         let Some((row, changes)) = change(current.clone())? else {
             return Ok(None);
         };
-        if save(conn, &row, (&guard.0, guard.1))? {
+        if save(conn, &row, (&guard.0, guard.1, guard.2))? {
             return Ok(Some((row, before, changes)));
         }
         current = clocks::table
@@ -618,7 +626,7 @@ pub fn detect_due(
         let mut notices = Vec::new();
         let mut late = Vec::new();
         for mut row in rows {
-            let guard = (row.state.clone(), row.check_at);
+            let guard = (row.state.clone(), row.check_at, row.stopped_at);
             let was_due = is_due(&row) || is_warning(&row);
             let mut clock = from_row(&row)?;
             let before = clock.state;
@@ -628,7 +636,7 @@ pub fn detect_due(
                 // Another instance or a step got there first; or (never in normal running) a
                 // stale check_at with nothing to mark, which the guarded write sets right.
                 if !was_due {
-                    save(conn, &row, (&guard.0, guard.1))?;
+                    save(conn, &row, (&guard.0, guard.1, guard.2))?;
                 }
                 continue;
             }

@@ -28,6 +28,7 @@ pub mod open311;
 pub mod rate_limits;
 pub mod ratings;
 pub mod requests;
+pub mod rollups;
 pub mod schema;
 pub mod sla;
 pub mod tickets;

@@ -114,6 +114,7 @@ pub fn rate(conn: &mut DbConnection, new: &NewRating) -> Result<(), ApiError> {
             }
             other => other?,
         };
+        super::rollups::count_rating(conn, &new.rating)?;
         if let Some((case, clock_list)) = &new.case {
             diesel::insert_into(rectifications::table)
                 .values(case)

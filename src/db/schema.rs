@@ -596,6 +596,65 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// The statistics' rollup of stopped clocks: one row per Shanghai day of `stopped_at`,
+    /// unit, matter and kind (`migrations/*/2026-12-05-000016_sla_rollups`).
+    clock_rollups (day, unit, matter, kind) {
+        /// Shanghai calendar day of `stopped_at`, `YYYY-MM-DD`.
+        day -> Text,
+        /// The unit the clocks count against.
+        unit -> Text,
+        /// Matter or bundle code.
+        matter -> Text,
+        /// Clock kind.
+        kind -> Text,
+        /// Clocks stopped that day.
+        counted -> BigInt,
+        /// Of them, met (state `met`, no breach time).
+        met -> BigInt,
+        /// Of them, with a breach time.
+        breached -> BigInt,
+        /// The rest (cancelled).
+        cancelled -> BigInt,
+        /// Sum of their `lost_minutes`.
+        lost_minutes -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Handling times of stopped clocks as a histogram, per day, unit, matter and kind.
+    clock_worked (day, unit, matter, kind, worked_minutes) {
+        /// Shanghai calendar day of `stopped_at`, `YYYY-MM-DD`.
+        day -> Text,
+        /// The unit the clocks count against.
+        unit -> Text,
+        /// Matter or bundle code.
+        matter -> Text,
+        /// Clock kind.
+        kind -> Text,
+        /// A handling time (working minutes).
+        worked_minutes -> BigInt,
+        /// How many clocks stopped that day with it.
+        clocks -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Ratings per Shanghai day of `created_at`, rated unit, matter and level.
+    rating_rollups (day, unit, matter, level) {
+        /// Shanghai calendar day of `created_at`, `YYYY-MM-DD`.
+        day -> Text,
+        /// The unit rated.
+        unit -> Text,
+        /// Matter or bundle code.
+        matter -> Text,
+        /// 1 to 5.
+        level -> Integer,
+        /// How many.
+        ratings -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     requests,
     tasks,
@@ -617,4 +676,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorizations,
     assisted_acts,
     tickets,
+    clock_rollups,
+    clock_worked,
+    rating_rollups,
 );

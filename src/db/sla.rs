@@ -1,27 +1,30 @@
 //! The supervisors' SLA queries: breaches, clocks at risk, and on-time statistics.
 //!
-//! These only read `clocks`, which the SLA engine and its worker write. Every query starts
-//! from one of the partial indexes of the `2026-11-28-000005_sla` migration, so none of them
-//! reads all requests or all clocks:
+//! These read `clocks`, which the SLA engine and its worker write, and the statistics' rollups
+//! ([`super::rollups`]), which the transactions that stop clocks and store ratings keep. Every
+//! query starts from an index, so none of them reads all requests or all clocks:
 //!
 //! | query | index |
 //! |---|---|
 //! | breaches (and their total) | `clocks_unit_breached (unit, breached_at)` with a unit, else `clocks_breached (breached_at)` |
 //! | clocks at risk, open clocks overdue but not yet marked | `clocks_open_due (due_at) WHERE stopped_at IS NULL AND state = 'running'` |
-//! | clocks stopped in a period | `clocks_stopped (stopped_at)` |
+//! | statistics: whole Shanghai days | the rollups' primary keys, day first ([`super::rollups`]) |
+//! | statistics: parts of a day at the period's ends | `clocks_stopped (stopped_at)` |
 //!
 //! A planner uses a partial index only when the query's `WHERE` implies the index's, and a
 //! bound parameter (`state = $1`) implies nothing (SQLite never looks inside it; PostgreSQL
 //! not in a generic plan). So the state of `clocks_open_due` is written as a literal here,
 //! never bound. A request's number is read afterwards for the rows of the page only.
 
-use chrono::NaiveDateTime;
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, NaiveDateTime};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
+use diesel::sql_types::{BigInt, Bool, Integer, Text};
 
-use super::DbConnection;
-use super::schema::{clocks, ratings, requests};
+use super::schema::{clock_rollups, clock_worked, clocks, rating_rollups, ratings, requests};
+use super::{DbConnection, rollups};
 use crate::domain::request::ClockKind;
 
 type Backend = <DbConnection as Connection>::Backend;
@@ -313,13 +316,13 @@ struct Levels {
 }
 
 impl Levels {
-    fn add(&mut self, level: i32) {
-        self.count += 1;
-        self.sum += i64::from(level);
+    fn add(&mut self, level: i32, ratings: i64) {
+        self.count += ratings;
+        self.sum += i64::from(level) * ratings;
         if level >= 3 {
-            self.satisfied += 1;
+            self.satisfied += ratings;
         } else {
-            self.bad += 1;
+            self.bad += ratings;
         }
     }
 
@@ -372,7 +375,8 @@ struct Outcome {
     lost_minutes: i64,
 }
 
-/// Counts kept while reading one group's clocks.
+/// Counts kept while reading one group's clocks and rollups. Handling times are kept as a
+/// histogram (minutes → clocks), so memory grows with the distinct values, not the clocks.
 #[derive(Debug, Default)]
 struct Tally {
     counted: i64,
@@ -380,7 +384,7 @@ struct Tally {
     breached: i64,
     open_overdue: i64,
     lost_minutes: i64,
-    worked: Vec<i64>,
+    worked: BTreeMap<i64, i64>,
 }
 
 impl Tally {
@@ -399,8 +403,16 @@ impl Tally {
             self.met += 1;
         }
         if let Some(minutes) = clock.worked_minutes {
-            self.worked.push(minutes);
+            *self.worked.entry(minutes).or_default() += 1;
         }
+    }
+
+    /// Adds the sums of rollup rows of stopped clocks.
+    fn add_stopped(&mut self, sums: &StoppedSums) {
+        self.counted += sums.counted;
+        self.met += sums.met;
+        self.breached += sums.breached;
+        self.lost_minutes += sums.lost_minutes;
     }
 
     fn merge(&mut self, other: &Tally) {
@@ -409,11 +421,12 @@ impl Tally {
         self.breached += other.breached;
         self.open_overdue += other.open_overdue;
         self.lost_minutes += other.lost_minutes;
-        self.worked.extend_from_slice(&other.worked);
+        for (&minutes, &clocks) in &other.worked {
+            *self.worked.entry(minutes).or_default() += clocks;
+        }
     }
 
-    fn figures(mut self) -> Figures {
-        self.worked.sort_unstable();
+    fn figures(&self) -> Figures {
         let decided = self.met + self.breached;
         Figures {
             counted: self.counted,
@@ -422,8 +435,8 @@ impl Tally {
             open_overdue: self.open_overdue,
             cancelled: self.counted - self.met - self.breached,
             on_time_rate: (decided > 0).then(|| self.met as f64 / decided as f64),
-            median_worked_minutes: percentile(&self.worked, 50),
-            p95_worked_minutes: percentile(&self.worked, 95),
+            median_worked_minutes: histogram_percentile(&self.worked, 50),
+            p95_worked_minutes: histogram_percentile(&self.worked, 95),
             lost_minutes: self.lost_minutes,
             satisfaction: Satisfaction::default(),
         }
@@ -440,20 +453,236 @@ pub fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
     sorted.get(rank - 1).copied()
 }
 
-/// The on-time statistics of `query` (definitions in `docs/sla.md`).
-pub fn stats(conn: &mut DbConnection, query: &StatsQuery) -> QueryResult<Stats> {
+/// [`percentile`] of the values a histogram (value → how many times) holds.
+pub fn histogram_percentile(histogram: &BTreeMap<i64, i64>, p: usize) -> Option<i64> {
+    let n: u64 = histogram.values().map(|&c| c.max(0) as u64).sum();
+    if n == 0 {
+        return None;
+    }
+    let rank = (p as u64 * n).div_ceil(100).max(1);
+    let mut seen = 0;
+    for (&value, &count) in histogram {
+        seen += count.max(0) as u64;
+        if seen >= rank {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// One group's sums over rollup rows of stopped clocks.
+#[derive(Debug, Queryable)]
+struct StoppedSums {
+    key: String,
+    counted: i64,
+    met: i64,
+    breached: i64,
+    lost_minutes: i64,
+}
+
+/// The column a statistics group is keyed by, as SQL (one of two fixed names, never input).
+fn key_column(group_by: GroupBy) -> &'static str {
+    match group_by {
+        GroupBy::Unit => "unit",
+        GroupBy::Matter => "matter",
+    }
+}
+
+/// `CAST(SUM(column) AS BIGINT)`: PostgreSQL sums a `BIGINT` as `NUMERIC`.
+fn sum(column: &str) -> diesel::expression::SqlLiteral<BigInt> {
+    sql::<BigInt>(&format!("CAST(SUM({column}) AS BIGINT)"))
+}
+
+/// Adds the whole Shanghai days `[first, end)` from the rollups: per group, one row of sums,
+/// one row per distinct handling time, one row per rating level.
+fn add_whole_days(
+    conn: &mut DbConnection,
+    query: &StatsQuery,
+    (first, end): (NaiveDate, NaiveDate),
+    tallies: &mut BTreeMap<String, Tally>,
+    levels: &mut BTreeMap<String, Levels>,
+) -> QueryResult<()> {
+    let (first, end) = (rollups::day_key(first), rollups::day_key(end));
+    let key = key_column(query.group_by);
+    let material = ClockKind::Material.as_str();
+
+    type Condition<T> = Box<dyn BoxableExpression<T, Backend, SqlType = Bool>>;
+
+    let mut stopped: Condition<clock_rollups::table> = Box::new(
+        clock_rollups::day
+            .ge(first.clone())
+            .and(clock_rollups::day.lt(end.clone())),
+    );
+    if let Some(unit) = &query.unit {
+        stopped = Box::new(stopped.and(clock_rollups::unit.eq(unit.clone())));
+    }
+    stopped = match &query.kind {
+        Some(kind) => Box::new(stopped.and(clock_rollups::kind.eq(kind.clone()))),
+        None => Box::new(stopped.and(clock_rollups::kind.ne(material))),
+    };
+    let sums: Vec<StoppedSums> = clock_rollups::table
+        .filter(stopped)
+        .group_by(sql::<Text>(key))
+        .select((
+            sql::<Text>(key),
+            sum("counted"),
+            sum("met"),
+            sum("breached"),
+            sum("lost_minutes"),
+        ))
+        .load(conn)?;
+    for group in &sums {
+        tallies
+            .entry(group.key.clone())
+            .or_default()
+            .add_stopped(group);
+    }
+
+    let mut worked: Condition<clock_worked::table> = Box::new(
+        clock_worked::day
+            .ge(first.clone())
+            .and(clock_worked::day.lt(end.clone())),
+    );
+    if let Some(unit) = &query.unit {
+        worked = Box::new(worked.and(clock_worked::unit.eq(unit.clone())));
+    }
+    worked = match &query.kind {
+        Some(kind) => Box::new(worked.and(clock_worked::kind.eq(kind.clone()))),
+        None => Box::new(worked.and(clock_worked::kind.ne(material))),
+    };
+    let histogram: Vec<(String, i64, i64)> = clock_worked::table
+        .filter(worked)
+        .group_by((sql::<Text>(key), sql::<BigInt>("worked_minutes")))
+        .select((
+            sql::<Text>(key),
+            sql::<BigInt>("worked_minutes"),
+            sum("clocks"),
+        ))
+        .load(conn)?;
+    for (group, minutes, clocks) in histogram {
+        *tallies
+            .entry(group)
+            .or_default()
+            .worked
+            .entry(minutes)
+            .or_default() += clocks;
+    }
+
+    let mut rated: Condition<rating_rollups::table> = Box::new(
+        rating_rollups::day
+            .ge(first.clone())
+            .and(rating_rollups::day.lt(end.clone())),
+    );
+    if let Some(unit) = &query.unit {
+        rated = Box::new(rated.and(rating_rollups::unit.eq(unit.clone())));
+    }
+    let rated: Vec<(String, i32, i64)> = rating_rollups::table
+        .filter(rated)
+        .group_by((sql::<Text>(key), sql::<Integer>("level")))
+        .select((sql::<Text>(key), sql::<Integer>("level"), sum("ratings")))
+        .load(conn)?;
+    for (group, level, ratings) in rated {
+        levels.entry(group.clone()).or_default().add(level, ratings);
+        tallies.entry(group).or_default();
+    }
+    Ok(())
+}
+
+/// Adds the clocks stopped and the ratings given in `[from, to)`, a part of one day, from
+/// the rows themselves (`clocks_stopped`; ratings by `created_at`).
+fn add_rows(
+    conn: &mut DbConnection,
+    query: &StatsQuery,
+    (from, to): (NaiveDateTime, NaiveDateTime),
+    tallies: &mut BTreeMap<String, Tally>,
+    levels: &mut BTreeMap<String, Levels>,
+) -> QueryResult<()> {
+    if from >= to {
+        return Ok(());
+    }
     let scope = ClockFilters {
         unit: query.unit.clone(),
         matter: None,
         kind: query.kind.clone(),
     };
-    // Stopped in the period: clocks_stopped.
+    let key = |unit: &str, matter: &str| match query.group_by {
+        GroupBy::Unit => unit.to_string(),
+        GroupBy::Matter => matter.to_string(),
+    };
     let stopped: Vec<Outcome> = counted(&scope)
         .filter(clocks::stopped_at.is_not_null())
-        .filter(clocks::stopped_at.ge(query.from))
-        .filter(clocks::stopped_at.lt(query.to))
+        .filter(clocks::stopped_at.ge(from))
+        .filter(clocks::stopped_at.lt(to))
         .select(Outcome::as_select())
         .load(conn)?;
+    for clock in &stopped {
+        tallies
+            .entry(key(&clock.unit, &clock.matter))
+            .or_default()
+            .add(clock, false);
+    }
+    // Ratings given in the part, by the same key (the clock kind plays no part).
+    let mut rated = ratings::table
+        .filter(ratings::created_at.ge(from))
+        .filter(ratings::created_at.lt(to))
+        .into_boxed();
+    if let Some(unit) = &query.unit {
+        rated = rated.filter(ratings::unit.eq(unit));
+    }
+    let rated: Vec<(String, String, i32)> = rated
+        .select((ratings::unit, ratings::matter, ratings::level))
+        .load(conn)?;
+    for (unit, matter, level) in rated {
+        let group = key(&unit, &matter);
+        levels.entry(group.clone()).or_default().add(level, 1);
+        tallies.entry(group).or_default();
+    }
+    Ok(())
+}
+
+/// The whole Shanghai days inside `[from, to)`, as the first day and the day after the last;
+/// `None` when not one whole day fits.
+fn whole_days(from: NaiveDateTime, to: NaiveDateTime) -> Option<(NaiveDate, NaiveDate)> {
+    let mut first = rollups::day_of(from);
+    if rollups::day_start(first) < from {
+        first = first.succ_opt()?;
+    }
+    // The day `to` falls in is whole only up to `to`, which is excluded: it is not inside.
+    let end = rollups::day_of(to);
+    (first < end).then_some((first, end))
+}
+
+/// The on-time statistics of `query` (definitions in `docs/sla.md`).
+///
+/// Clocks stopped and ratings given on the whole Shanghai days of the period come from the
+/// rollups ([`super::rollups`]), summed by the database; the parts of a day at either end of
+/// the period from the rows themselves (two days at most); open overdue clocks live from
+/// `clocks`. Nothing read grows with the number of clocks in the period: handling times are
+/// merged as histograms.
+pub fn stats(conn: &mut DbConnection, query: &StatsQuery) -> QueryResult<Stats> {
+    let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut levels: BTreeMap<String, Levels> = BTreeMap::new();
+    match whole_days(query.from, query.to) {
+        Some((first, end)) => {
+            add_whole_days(conn, query, (first, end), &mut tallies, &mut levels)?;
+            let (start, finish) = (rollups::day_start(first), rollups::day_start(end));
+            add_rows(conn, query, (query.from, start), &mut tallies, &mut levels)?;
+            add_rows(conn, query, (finish, query.to), &mut tallies, &mut levels)?;
+        }
+        None => add_rows(
+            conn,
+            query,
+            (query.from, query.to),
+            &mut tallies,
+            &mut levels,
+        )?,
+    }
+
+    let scope = ClockFilters {
+        unit: query.unit.clone(),
+        matter: None,
+        kind: query.kind.clone(),
+    };
     // Open, marked breached in the period: clocks_breached / clocks_unit_breached.
     let open_marked: Vec<Outcome> = counted(&scope)
         .filter(clocks::breached_at.is_not_null())
@@ -476,37 +705,12 @@ pub fn stats(conn: &mut DbConnection, query: &StatsQuery) -> QueryResult<Stats> 
     } else {
         Vec::new()
     };
-
-    let mut tallies: std::collections::BTreeMap<String, Tally> = Default::default();
-    let key = |clock: &Outcome| match query.group_by {
-        GroupBy::Unit => clock.unit.clone(),
-        GroupBy::Matter => clock.matter.clone(),
-    };
-    for clock in &stopped {
-        tallies.entry(key(clock)).or_default().add(clock, false);
-    }
     for clock in open_marked.iter().chain(&open_unmarked) {
-        tallies.entry(key(clock)).or_default().add(clock, true);
-    }
-    // Ratings given in the period, by the same key (the clock kind plays no part).
-    let mut rated = ratings::table
-        .filter(ratings::created_at.ge(query.from))
-        .filter(ratings::created_at.lt(query.to))
-        .into_boxed();
-    if let Some(unit) = &query.unit {
-        rated = rated.filter(ratings::unit.eq(unit));
-    }
-    let rated: Vec<(String, String, i32)> = rated
-        .select((ratings::unit, ratings::matter, ratings::level))
-        .load(conn)?;
-    let mut levels: std::collections::BTreeMap<String, Levels> = Default::default();
-    for (unit, matter, level) in rated {
         let key = match query.group_by {
-            GroupBy::Unit => unit,
-            GroupBy::Matter => matter,
+            GroupBy::Unit => clock.unit.clone(),
+            GroupBy::Matter => clock.matter.clone(),
         };
-        levels.entry(key.clone()).or_default().add(level);
-        tallies.entry(key).or_default();
+        tallies.entry(key).or_default().add(clock, true);
     }
 
     let mut all = Tally::default();
@@ -545,6 +749,66 @@ mod tests {
         assert_eq!(percentile(&hundred, 95), Some(95));
         let twenty: Vec<i64> = (1..=20).collect();
         assert_eq!(percentile(&twenty, 95), Some(19));
+    }
+
+    #[test]
+    fn a_histogram_gives_the_percentiles_of_its_values() {
+        // A small seeded generator (SplitMix64): many lengths and repetitions of values.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        for _ in 0..500 {
+            let n = (next() % 60) as usize;
+            let spread = 1 + next() % 40;
+            let mut values: Vec<i64> = (0..n).map(|_| (next() % spread) as i64).collect();
+            let mut histogram = BTreeMap::new();
+            for &v in &values {
+                *histogram.entry(v).or_insert(0) += 1;
+            }
+            values.sort_unstable();
+            for p in [1, 50, 95, 99, 100] {
+                assert_eq!(
+                    histogram_percentile(&histogram, p),
+                    percentile(&values, p),
+                    "{values:?} p{p}"
+                );
+            }
+        }
+        assert_eq!(histogram_percentile(&BTreeMap::new(), 50), None);
+    }
+
+    fn at(text: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap()
+    }
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn whole_shanghai_days_of_a_period() {
+        // Shanghai midnight is 16:00 UTC the day before.
+        let whole = |from, to| whole_days(at(from), at(to));
+        assert_eq!(
+            whole("2026-11-30 16:00:00", "2026-12-02 16:00:00"),
+            Some((day("2026-12-01"), day("2026-12-03")))
+        );
+        assert_eq!(whole("2026-11-30 16:00:01", "2026-12-02 15:59:59"), None);
+        assert_eq!(
+            whole("2026-11-30 15:59:59", "2026-12-02 16:00:01"),
+            Some((day("2026-12-01"), day("2026-12-03")))
+        );
+        assert_eq!(
+            whole("2026-11-30 16:00:01", "2026-12-03 12:00:00"),
+            Some((day("2026-12-02"), day("2026-12-03")))
+        );
+        assert_eq!(whole("2026-12-01 00:00:00", "2026-12-01 12:00:00"), None);
+        assert_eq!(whole("2026-12-01 12:00:00", "2026-12-01 00:00:00"), None);
     }
 
     fn outcome(state: &str, breached: bool, worked: Option<i64>, lost: i64) -> Outcome {

@@ -11,9 +11,19 @@ use std::process::Command;
 use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use diesel::prelude::*;
 use mashangban::auth::Actor;
-use mashangban::db::schema::clocks;
+use mashangban::db::schema::{clock_rollups, clock_worked, clocks, rating_rollups, ratings};
+use mashangban::db::{rollups, sla, write_transaction};
 use mashangban::domain::UnitCode;
 use serde_json::Value;
+
+use mashangban::db::DbConnection;
+use mashangban::db::clocks::{ClockStep, Which, from_row, on_step, stop_kinds, to_row};
+use mashangban::db::ratings::{NewRating, RatingRow, rate};
+use mashangban::db::requests::ClockRow;
+use mashangban::domain::calendar::Calendar;
+use mashangban::domain::clock::{Clock, Rules};
+use mashangban::domain::lifecycle::Action;
+use mashangban::domain::request::ClockKind;
 
 use crate::helpers::{TestApp, connect, problem};
 use crate::on_both_backends;
@@ -773,6 +783,10 @@ async fn stats_count_met_breached_and_open_overdue(app: &TestApp) {
     )
     .await;
 
+    // The clocks were shaped behind the engine's back: the rollups learn them as after an
+    // upgrade.
+    rollups::rebuild(&mut connect(app)).unwrap();
+
     let admin = app.admin_token();
     let period = format!(
         "from={}&to={}",
@@ -994,6 +1008,7 @@ on_both_backends!(
     breaches_export_as_csv,
     at_risk_lists_clocks_due_soon_by_remaining_time,
     stats_count_met_breached_and_open_overdue,
+    stats_from_rollups_equal_a_full_recomputation,
     only_supervisors_and_admins_and_bad_parameters_are_named,
     the_client_commands_for_supervisors,
     a_large_export_comes_in_parts,
@@ -1303,4 +1318,460 @@ async fn the_client_commands_for_supervisors(app: &TestApp) {
     );
     let view: Value = serde_json::from_str(&ok(&tax_head, &["--json", "show", id]).await).unwrap();
     assert_eq!(view["extended"], true);
+}
+
+/// SplitMix64: a small seeded generator, so that a failing history can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// An instant in the `days` days from `start`: often a Shanghai midnight (16:00 UTC) or a
+    /// second either side of it, otherwise any second.
+    fn instant(&mut self, start: NaiveDateTime, days: i64) -> NaiveDateTime {
+        let day = start + TimeDelta::days(self.below(days as u64) as i64);
+        match self.below(6) {
+            0 => day,
+            1 => day - TimeDelta::seconds(1),
+            2 => day + TimeDelta::seconds(1),
+            _ => day + TimeDelta::seconds(self.below(86_400) as i64),
+        }
+    }
+}
+
+/// The statistics as `docs/sla.md` defines them, from every clock and rating of the database
+/// (the all-rows computation the rollups replaced): the oracle of the rollups.
+fn recomputed(all: &[ClockRow], rated: &[RatingRow], q: &sla::StatsQuery) -> sla::Stats {
+    #[derive(Default)]
+    struct Sums {
+        counted: i64,
+        met: i64,
+        breached: i64,
+        open_overdue: i64,
+        lost: i64,
+        worked: Vec<i64>,
+        levels: Vec<i32>,
+    }
+    let key = |unit: &str, matter: &str| match q.group_by {
+        sla::GroupBy::Unit => unit.to_string(),
+        sla::GroupBy::Matter => matter.to_string(),
+    };
+    let inside = |t: Option<NaiveDateTime>| t.is_some_and(|t| q.from <= t && t < q.to);
+    let mut groups: std::collections::BTreeMap<String, Sums> = Default::default();
+    for c in all {
+        let in_scope = q.unit.as_ref().is_none_or(|u| *u == c.unit)
+            && match &q.kind {
+                Some(kind) => *kind == c.kind,
+                None => c.kind != "material",
+            };
+        if !in_scope {
+            continue;
+        }
+        if inside(c.stopped_at) {
+            let sums = groups.entry(key(&c.unit, &c.matter)).or_default();
+            sums.counted += 1;
+            sums.lost += c.lost_minutes;
+            if c.breached_at.is_some() {
+                sums.breached += 1;
+            } else if c.state == "met" {
+                sums.met += 1;
+            }
+            sums.worked.extend(c.worked_minutes);
+            continue;
+        }
+        let unmarked_overdue = c.state == "running"
+            && c.breached_at.is_none()
+            && c.due_at
+                .is_some_and(|due| q.from <= due && due < q.to && due < q.now);
+        if c.stopped_at.is_none() && (inside(c.breached_at) || unmarked_overdue) {
+            let sums = groups.entry(key(&c.unit, &c.matter)).or_default();
+            sums.counted += 1;
+            sums.lost += c.lost_minutes;
+            sums.breached += 1;
+            sums.open_overdue += 1;
+        }
+    }
+    for r in rated {
+        if inside(Some(r.created_at)) && q.unit.as_ref().is_none_or(|u| *u == r.unit) {
+            groups
+                .entry(key(&r.unit, &r.matter))
+                .or_default()
+                .levels
+                .push(r.level);
+        }
+    }
+    let figures = |s: &Sums| {
+        let mut worked = s.worked.clone();
+        worked.sort_unstable();
+        let decided = s.met + s.breached;
+        let ratings = s.levels.len() as i64;
+        let satisfied = s.levels.iter().filter(|&&l| l >= 3).count() as i64;
+        let sum: i64 = s.levels.iter().map(|&l| i64::from(l)).sum();
+        sla::Figures {
+            counted: s.counted,
+            met: s.met,
+            breached: s.breached,
+            open_overdue: s.open_overdue,
+            cancelled: s.counted - s.met - s.breached,
+            on_time_rate: (decided > 0).then(|| s.met as f64 / decided as f64),
+            median_worked_minutes: sla::percentile(&worked, 50),
+            p95_worked_minutes: sla::percentile(&worked, 95),
+            lost_minutes: s.lost,
+            satisfaction: sla::Satisfaction {
+                ratings,
+                satisfied,
+                bad: ratings - satisfied,
+                satisfaction_rate: (ratings > 0).then(|| satisfied as f64 / ratings as f64),
+                average_level: (ratings > 0).then(|| sum as f64 / ratings as f64),
+            },
+        }
+    };
+    let mut all_sums = Sums::default();
+    for s in groups.values() {
+        all_sums.counted += s.counted;
+        all_sums.met += s.met;
+        all_sums.breached += s.breached;
+        all_sums.open_overdue += s.open_overdue;
+        all_sums.lost += s.lost;
+        all_sums.worked.extend(&s.worked);
+        all_sums.levels.extend(&s.levels);
+    }
+    sla::Stats {
+        groups: groups
+            .iter()
+            .map(|(key, s)| sla::Group {
+                key: key.clone(),
+                figures: figures(s),
+            })
+            .collect(),
+        overall: figures(&all_sums),
+    }
+}
+
+type RollupRows = (
+    Vec<(String, String, String, String, i64, i64, i64, i64, i64)>,
+    Vec<(String, String, String, String, i64, i64)>,
+    Vec<(String, String, String, i32, i64)>,
+);
+
+fn rollup_rows(conn: &mut DbConnection) -> RollupRows {
+    (
+        clock_rollups::table
+            .order((
+                clock_rollups::day,
+                clock_rollups::unit,
+                clock_rollups::matter,
+                clock_rollups::kind,
+            ))
+            .load(conn)
+            .unwrap(),
+        clock_worked::table
+            .order((
+                clock_worked::day,
+                clock_worked::unit,
+                clock_worked::matter,
+                clock_worked::kind,
+                clock_worked::worked_minutes,
+            ))
+            .load(conn)
+            .unwrap(),
+        rating_rollups::table
+            .order((
+                rating_rollups::day,
+                rating_rollups::unit,
+                rating_rollups::matter,
+                rating_rollups::level,
+            ))
+            .load(conn)
+            .unwrap(),
+    )
+}
+
+/// Random histories: clocks started, marked, stopped and cancelled through the engine's own
+/// functions (so the rollups are kept by the transactions that stop them) across three weeks,
+/// units, matters and kinds, stop times on and around Shanghai midnights; ratings given through
+/// `db::ratings`; some clocks left open (marked breached, overdue unmarked, not yet due). The
+/// statistics of random periods (whole days, parts of days, the +8 h boundary, any grouping,
+/// unit and kind) equal the recomputation from every row; and the migration's backfill
+/// (`rollups::rebuild` runs its SQL) fills exactly the rollups the transactions kept.
+async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
+    let mut rng = Rng(0x0018_2026_1205);
+    let mut conn = connect(app);
+    let calendar = Calendar::builtin_shanghai();
+    let rules = Rules {
+        calendar: &calendar,
+        warn_percent: 80,
+    };
+    let mut requests = Vec::new();
+    for _ in 0..24 {
+        requests.push(
+            make(
+                app,
+                "tax.registration",
+                Shape::new("tax", "tax.registration", "promised", "pending"),
+            )
+            .await
+            .request,
+        );
+    }
+    // Only the clocks of this history: the intake's own are removed.
+    diesel::delete(clocks::table).execute(&mut conn).unwrap();
+    rollups::rebuild(&mut conn).unwrap();
+
+    let real_now = now();
+    let midnight = rollups::day_start(rollups::day_of(real_now));
+    let start = midnight - TimeDelta::days(21);
+    let units = ["tax", "market", "hrss"];
+    let matters = [
+        "tax.registration",
+        "market.establish",
+        "hrss.social-insurance",
+    ];
+    let kinds = [
+        ClockKind::WindowIntake,
+        ClockKind::Promised,
+        ClockKind::Statutory,
+        ClockKind::Delivery,
+        ClockKind::Material,
+    ];
+    let targets = ["PT30M", "PT4H", "2 working_days", "5 working_days"];
+    let mut open = Vec::new();
+    for n in 0..260 {
+        let request = rng.pick(&requests).clone();
+        let kind = *rng.pick(&kinds);
+        let started = rng.instant(start, 19);
+        let mut clock = Clock::new(kind, rng.pick(&targets).parse().unwrap());
+        clock.start(rules, started.and_utc()).unwrap();
+        let mut row = to_row(
+            &clock,
+            uuid::Uuid::now_v7().to_string(),
+            request.clone(),
+            None,
+            rng.pick(&units).to_string(),
+            rng.pick(&matters).to_string(),
+        );
+        row.lost_minutes = if rng.chance(20) {
+            rng.below(300) as i64
+        } else {
+            0
+        };
+        if rng.chance(30) {
+            // Marked by the detector at its due time (if that came).
+            let mut marked = from_row(&row).unwrap();
+            marked.detect(row.due_at.unwrap().and_utc());
+            row = to_row(&marked, row.id, row.request_id, None, row.unit, row.matter);
+            row.lost_minutes = if n % 3 == 0 { 17 } else { 0 };
+        }
+        if rng.chance(20) {
+            row.check_at = None; // the server's detector leaves it alone
+            open.push(row);
+            continue;
+        }
+        let stop_at = loop {
+            let at = rng.instant(start, 21);
+            if at > started && at < real_now {
+                break at;
+            }
+        };
+        write_transaction(&mut conn, |conn| {
+            diesel::insert_into(clocks::table)
+                .values(&row)
+                .execute(conn)?;
+            if rng.chance(20) {
+                // Withdrawn: it stops cancelled (or stays breached).
+                let step = ClockStep {
+                    action: Action::Withdraw,
+                    which: Which::All,
+                    joint: false,
+                    detail: "",
+                    returned: None,
+                    new_unit: None,
+                    actor: "test",
+                };
+                on_step(conn, &request, &step, rules, stop_at.and_utc())
+            } else {
+                stop_kinds(conn, &request, &[kind], rules, "test", stop_at.and_utc())
+            }
+        })
+        .unwrap();
+    }
+    // Open clocks go in last: no step above stops them.
+    for row in &open {
+        diesel::insert_into(clocks::table)
+            .values(row)
+            .execute(&mut conn)
+            .unwrap();
+    }
+    for request in &requests {
+        let level = 1 + rng.below(5) as i32;
+        let rating = RatingRow {
+            request_id: request.clone(),
+            uscc: "91310000MA1FL8TQ3X".into(),
+            level,
+            comment: String::new(),
+            unit: rng.pick(&units).to_string(),
+            matter: rng.pick(&matters).to_string(),
+            created_at: rng.instant(start, 21),
+        };
+        rate(
+            &mut conn,
+            &NewRating {
+                rating,
+                case: None,
+                events: Vec::new(),
+                notices: Vec::new(),
+            },
+        )
+        .unwrap();
+    }
+
+    let all: Vec<ClockRow> = clocks::table
+        .select(ClockRow::as_select())
+        .load(&mut conn)
+        .unwrap();
+    let stopped = all.iter().filter(|c| c.stopped_at.is_some()).count();
+    assert!(stopped > 150, "{stopped} clocks stopped");
+    assert!(all.iter().any(|c| c.state == "cancelled"));
+    assert!(
+        all.iter()
+            .any(|c| c.stopped_at.is_some() && c.breached_at.is_some())
+    );
+    let rated: Vec<RatingRow> = ratings::table
+        .select(RatingRow::as_select())
+        .load(&mut conn)
+        .unwrap();
+
+    let incremental = rollup_rows(&mut conn);
+    let counted: i64 = incremental.0.iter().map(|r| r.4).sum();
+    assert_eq!(counted, stopped as i64);
+
+    let unit_choices = [None, Some("tax"), Some("hrss")];
+    let kind_choices = [None, Some("promised"), Some("material"), Some("statutory")];
+    let (mut short, mut long) = (0, 0);
+    for round in 0..80 {
+        let from = rng.instant(start - TimeDelta::days(1), 23);
+        let to = match round % 4 {
+            0 => from + TimeDelta::seconds(1 + rng.below(86_400) as i64),
+            _ => rng.instant(start, 23),
+        };
+        if to <= from {
+            continue;
+        }
+        if to - from < TimeDelta::days(2) {
+            short += 1;
+        } else {
+            long += 1;
+        }
+        let query = sla::StatsQuery {
+            group_by: if rng.chance(50) {
+                sla::GroupBy::Unit
+            } else {
+                sla::GroupBy::Matter
+            },
+            unit: rng.pick(&unit_choices).map(str::to_string),
+            kind: rng.pick(&kind_choices).map(str::to_string),
+            from,
+            to,
+            now: real_now,
+        };
+        let expected = recomputed(&all, &rated, &query);
+        let got = sla::stats(&mut conn, &query).unwrap();
+        assert_eq!(got, expected, "round {round}: {query:?}");
+    }
+    assert!(
+        short >= 20 && long >= 20,
+        "{short} short and {long} long periods"
+    );
+
+    // The migration's backfill finds what the transactions counted.
+    rollups::rebuild(&mut conn).unwrap();
+    assert_eq!(rollup_rows(&mut conn), incremental);
+}
+
+#[derive(QueryableByName)]
+struct Waiting {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Two PostgreSQL transactions add the first rating of the same day, unit, matter and level at
+/// once: both find no row to update, both insert; the second insert waits for the first
+/// transaction, fails on the key when it commits, and the second adds to the row instead. Both
+/// ratings count. (SQLite has one writer at a time: the race cannot happen there.)
+#[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time"
+)]
+async fn postgres_two_transactions_adding_the_same_new_rollup_row_both_count() {
+    use std::sync::mpsc::channel;
+
+    let app = crate::helpers::spawn_postgres()
+        .await
+        .expect("MASHANGBAN_TEST_DATABASE_URL is set");
+    let rating = |request: &str| RatingRow {
+        request_id: request.into(),
+        uscc: "91310000MA1FL8TQ3X".into(),
+        level: 4,
+        comment: String::new(),
+        unit: "tax".into(),
+        matter: "tax.registration".into(),
+        created_at: now(),
+    };
+    let (first_rating, second_rating) = (rating("r-1"), rating("r-2"));
+    let (mut first, mut second, mut watcher) = (connect(&app), connect(&app), connect(&app));
+    let (inserted, first_inserted) = channel();
+    let (commit, may_commit) = channel::<()>();
+    let first_thread = std::thread::spawn(move || {
+        write_transaction(&mut first, |conn| {
+            rollups::count_rating(conn, &first_rating)?;
+            inserted.send(()).unwrap();
+            may_commit.recv().unwrap();
+            diesel::QueryResult::Ok(())
+        })
+    });
+    first_inserted.recv().unwrap();
+    let second_thread = std::thread::spawn(move || {
+        write_transaction(&mut second, |conn| {
+            rollups::count_rating(conn, &second_rating)
+        })
+    });
+    // The second insert waits on the first transaction's uncommitted key.
+    loop {
+        let waiting = diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result::<Waiting>(&mut watcher)
+        .unwrap();
+        if waiting.n > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    commit.send(()).unwrap();
+    first_thread.join().unwrap().unwrap();
+    second_thread.join().unwrap().unwrap();
+    let rows: Vec<(String, String, String, i32, i64)> =
+        rating_rollups::table.load(&mut watcher).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].4, 2, "{rows:?}");
 }
