@@ -370,6 +370,7 @@ pub fn execute(args: ClientArgs) -> Result<String, Failure> {
             let session = Session {
                 http: connect(&login, args.ca_file.as_deref())?,
                 json,
+                width: render::width(),
             };
             session.run(command)
         }
@@ -667,6 +668,8 @@ fn etag_for(revision: &str) -> Result<String, Failure> {
 struct Session {
     http: Http,
     json: bool,
+    /// The width tables are fitted into ([`render::width`]).
+    width: u16,
 }
 
 impl Session {
@@ -704,7 +707,7 @@ impl Session {
             }
             ClientCommand::Queue => {
                 let reply = self.expect_ok(self.http.get("/api/v1/queue")?)?;
-                self.output(&reply, |body| render::queue(body, Utc::now()))
+                self.output(&reply, |body| render::queue(body, Utc::now(), self.width))
             }
             ClientCommand::Next => self.next(),
             ClientCommand::Tickets { date } => {
@@ -713,7 +716,7 @@ impl Session {
                     None => "/api/v1/tickets".to_string(),
                 };
                 let reply = self.expect_ok(self.http.get(&path)?)?;
-                self.output(&reply, render::tickets)
+                self.output(&reply, |body| render::tickets(body, self.width))
             }
             ClientCommand::CallNext { counter } => {
                 let body = json!({ "counter": counter });
@@ -726,7 +729,7 @@ impl Session {
                     });
                 }
                 let reply = self.expect_ok(reply)?;
-                self.output(&reply, |body| render::called(body, Utc::now()))
+                self.output(&reply, |body| render::called(body, Utc::now(), self.width))
             }
             ClientCommand::CheckIn { appointment } => {
                 let path = format!(
@@ -741,23 +744,25 @@ impl Session {
                     self.http
                         .get("/api/v1/requests?status=returned&limit=100")?,
                 )?;
-                self.output(&reply, render::returned)
+                self.output(&reply, |body| render::returned(body, self.width))
             }
             ClientCommand::Show { id } => {
                 let reply = self.expect_ok(self.http.get(&self.request_path(&id)?)?)?;
                 let etag = reply.etag.clone();
                 self.output(&reply, |view| {
-                    render::request(view, etag.as_deref(), Utc::now())
+                    render::request(view, etag.as_deref(), Utc::now(), self.width)
                 })
             }
             ClientCommand::Events { id } => {
                 let path = format!("{}/events", self.request_path(&id)?);
                 let reply = self.expect_ok(self.http.get(&path)?)?;
-                self.output(&reply, render::events)
+                self.output(&reply, |body| render::events(body, self.width))
             }
-            ClientCommand::Breaches(args) => sla::breaches(&self.http, self.json, &args),
-            ClientCommand::AtRisk(args) => sla::at_risk(&self.http, self.json, &args),
-            ClientCommand::Stats(args) => sla::stats(&self.http, self.json, &args),
+            ClientCommand::Breaches(args) => {
+                sla::breaches(&self.http, self.json, self.width, &args)
+            }
+            ClientCommand::AtRisk(args) => sla::at_risk(&self.http, self.json, self.width, &args),
+            ClientCommand::Stats(args) => sla::stats(&self.http, self.json, self.width, &args),
             _ => unreachable!("login, logout, verify and the actions are handled before"),
         }
     }
@@ -852,7 +857,7 @@ impl Session {
                 render::text(task, "unit"),
                 render::text(task, "role"),
                 render::text(task, "number"),
-                render::request(&body["request"], etag.as_deref(), Utc::now())
+                render::request(&body["request"], etag.as_deref(), Utc::now(), self.width)
             )
         })
     }
@@ -980,6 +985,7 @@ mod tests {
         Session {
             http: Http::new(server, "tok"),
             json: false,
+            width: render::DEFAULT_WIDTH,
         }
     }
 
