@@ -54,6 +54,8 @@ pub struct Table {
     rows: Vec<Vec<String>>,
     /// Columns never wrapped nor cut (request numbers, ids).
     whole: Vec<usize>,
+    /// Columns wrapped only between words, when the table has room for that (times).
+    words: Vec<usize>,
 }
 
 impl Table {
@@ -68,6 +70,13 @@ impl Table {
     /// Marks a column (counted from 0) as never wrapped nor cut: numbers and ids.
     pub fn whole(mut self, column: usize) -> Self {
         self.whole.push(column);
+        self
+    }
+
+    /// Marks a column (counted from 0) as wrapped only between words while the table has room
+    /// for its longest word: times (`2026-11-28` and `09:30` are never split).
+    pub fn words(mut self, column: usize) -> Self {
+        self.words.push(column);
         self
     }
 
@@ -120,20 +129,38 @@ impl Table {
         if wrapped.iter().map(|i| natural[*i]).sum::<usize>() <= room {
             return natural;
         }
-        let title_word = |i: usize| {
-            let word = self.headers[i].split(' ').map(UnicodeWidthStr::width).max();
-            word.unwrap_or(0).max(1)
+        let longest_word = |text: &str| text.split(' ').map(UnicodeWidthStr::width).max();
+        let title_word = |i: usize| longest_word(&self.headers[i]).unwrap_or(0).max(1);
+        // The title's longest word; in a `words` column, the content's longest word too.
+        let word = |i: usize| {
+            let content = self
+                .rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .filter_map(|c| longest_word(c))
+                .max()
+                .filter(|_| self.words.contains(&i))
+                .unwrap_or(0);
+            title_word(i).max(content)
         };
-        // The floor of column i when every floor is at least `least` (the title's longest word
-        // at least, the content's width at most).
-        let floor = |i: usize, least: usize| natural[i].min(least.max(title_word(i)));
-        let least = (1..=COMFORTABLE)
-            .rev()
-            .find(|least| wrapped.iter().map(|i| floor(*i, *least)).sum::<usize>() <= room);
+        // The floor of column i when every floor is at least `least` (the longest word at
+        // least, `word`'s or only the title's, the content's width at most).
+        let floor = |i: usize, least: usize, word: &dyn Fn(usize) -> usize| {
+            natural[i].min(least.max(word(i)))
+        };
+        let fits = |least: usize, word: &dyn Fn(usize) -> usize| {
+            wrapped.iter().map(|i| floor(*i, least, word)).sum::<usize>() <= room
+        };
+        let words: &dyn Fn(usize) -> usize = &word;
+        let titles: &dyn Fn(usize) -> usize = &title_word;
+        let chosen = [words, titles]
+            .into_iter()
+            .flat_map(|word| (1..=COMFORTABLE).rev().map(move |least| (least, word)))
+            .find(|(least, word)| fits(*least, *word));
         let mut widths = natural.clone();
         for i in &wrapped {
-            widths[*i] = match least {
-                Some(least) => floor(*i, least),
+            widths[*i] = match chosen {
+                Some((least, word)) => floor(*i, least, word),
                 None => 1,
             };
         }
@@ -321,7 +348,9 @@ pub fn queue(body: &Value, now: DateTime<Utc>, width: u16) -> String {
         return "The queue is empty.\n".into();
     }
     let mut table =
-        Table::new(&["NUMBER", "MATTER", "ROLE", "STATUS", "DUE", "CLAIMED BY"]).whole(0);
+        Table::new(&["NUMBER", "MATTER", "ROLE", "STATUS", "DUE", "CLAIMED BY"])
+            .whole(0)
+            .words(4);
     for item in items {
         table.row(vec![
             text(item, "number"),
@@ -401,7 +430,7 @@ pub fn request(view: &Value, etag: Option<&str>, now: DateTime<Utc>, width: u16)
 
     let materials = list("materials");
     if !materials.is_empty() {
-        let mut table = Table::new(&["MATERIAL", "FILE", "STATUS", "DUE", "SUPPLIED"]);
+        let mut table = Table::new(&["MATERIAL", "FILE", "STATUS", "DUE", "SUPPLIED"]).words(3);
         for m in &materials {
             // A deferred material (容缺) once it arrived: at the window or online.
             let supplied = match (
@@ -426,7 +455,9 @@ pub fn request(view: &Value, etag: Option<&str>, now: DateTime<Utc>, width: u16)
 
     let clocks = list("clocks");
     if !clocks.is_empty() {
-        let mut table = Table::new(&["CLOCK", "TARGET", "STATE", "STARTED", "DUE"]);
+        let mut table = Table::new(&["CLOCK", "TARGET", "STATE", "STARTED", "DUE"])
+            .words(3)
+            .words(4);
         for c in &clocks {
             table.row(vec![
                 text(c, "kind"),
@@ -464,7 +495,8 @@ pub fn events(body: &Value, width: u16) -> String {
     }
     let mut table = Table::new(&["SEQ", "TIME", "ACTION", "BY", "STATE", "DETAILS", "HASH"])
         .whole(0)
-        .whole(6);
+        .whole(6)
+        .words(1);
     for e in items {
         let by = match e["unit"].as_str() {
             Some(unit) => format!("{} ({}, {unit})", text(e, "actor"), text(e, "role")),

@@ -242,7 +242,9 @@ pub fn breach_table(body: &Value, width: u16) -> String {
     let mut table = Table::new(&[
         "NUMBER", "CLOCK", "UNIT", "MATTER", "DUE", "STOPPED", "OVERDUE", "LOST",
     ])
-    .whole(0);
+    .whole(0)
+    .words(4)
+    .words(5);
     for b in items {
         let lost = match (b["lost_minutes"].as_i64(), b["lost_to_unit"].as_str()) {
             (Some(m), Some(unit)) if m > 0 => format!("{} ({unit})", span(m)),
@@ -321,7 +323,8 @@ pub fn at_risk_table(body: &Value, width: u16) -> String {
         "LEFT",
         "WORKING LEFT",
     ])
-    .whole(0);
+    .whole(0)
+    .words(4);
     for c in items {
         table.row(vec![
             text(c, "number"),
