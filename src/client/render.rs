@@ -149,7 +149,11 @@ impl Table {
             natural[i].min(least.max(word(i)))
         };
         let fits = |least: usize, word: &dyn Fn(usize) -> usize| {
-            wrapped.iter().map(|i| floor(*i, least, word)).sum::<usize>() <= room
+            wrapped
+                .iter()
+                .map(|i| floor(*i, least, word))
+                .sum::<usize>()
+                <= room
         };
         let words: &dyn Fn(usize) -> usize = &word;
         let titles: &dyn Fn(usize) -> usize = &title_word;
@@ -347,10 +351,9 @@ pub fn queue(body: &Value, now: DateTime<Utc>, width: u16) -> String {
     if items.is_empty() {
         return "The queue is empty.\n".into();
     }
-    let mut table =
-        Table::new(&["NUMBER", "MATTER", "ROLE", "STATUS", "DUE", "CLAIMED BY"])
-            .whole(0)
-            .words(4);
+    let mut table = Table::new(&["NUMBER", "MATTER", "ROLE", "STATUS", "DUE", "CLAIMED BY"])
+        .whole(0)
+        .words(4);
     for item in items {
         table.row(vec![
             text(item, "number"),
