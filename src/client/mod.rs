@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod file_for;
 pub mod http;
 pub mod problem;
 pub mod render;
@@ -293,6 +294,9 @@ pub enum ClientCommand {
         #[arg(long, value_name = "HEX")]
         sha256: String,
     },
+    /// File a request for a walk-in enterprise at the window (帮办), after checking who is in
+    /// front of you (clerks of the matter's lead unit).
+    FileFor(Box<file_for::FileForArgs>),
     /// Breached SLA clocks, newest breach first; `--csv` exports all of them (supervisors).
     Breaches(sla::BreachesArgs),
     /// Open clocks falling due soon, least time left first (supervisors).
@@ -643,6 +647,7 @@ fn action_of(command: &ClientCommand) -> Option<(&'static str, &'static str, &Ta
         | C::Events { .. }
         | C::Verify { .. }
         | C::Material { .. }
+        | C::FileFor(_)
         | C::Breaches(_)
         | C::AtRisk(_)
         | C::Stats(_) => {
@@ -758,6 +763,7 @@ impl Session {
                 let reply = self.expect_ok(self.http.get(&path)?)?;
                 self.output(&reply, |body| render::events(body, self.width))
             }
+            ClientCommand::FileFor(args) => file_for::run(&self.http, self.json, &args),
             ClientCommand::Breaches(args) => {
                 sla::breaches(&self.http, self.json, self.width, &args)
             }

@@ -553,6 +553,7 @@ fn every_client_command_has_help() {
         vec!["client", "call-next", "--help"],
         vec!["client", "check-in", "--help"],
         vec!["client", "returned", "--help"],
+        vec!["client", "file-for", "--help"],
     ] {
         let output = bare().args(&args).output().unwrap();
         assert_eq!(output.status.code(), Some(0), "{args:?}");
@@ -1062,6 +1063,123 @@ async fn the_counter_works_with_numbers_prefixes_and_tickets(app: &TestApp) {
     assert!(out.contains("1 returned request waiting"), "{out}");
 }
 
+/// `file-for`: a clerk of the lead unit files for a walk-in enterprise; the request is the
+/// enterprise's, taken at the window; a clerk of another unit hears the server's refusal.
+async fn a_clerk_files_for_a_walk_in_enterprise(app: &TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let market = config_in(&dir, "market");
+    login(
+        app,
+        &market,
+        &app.token_for("clerk-li", Actor::Clerk(UnitCode::Market)),
+    )
+    .await;
+    // The flags of a valid intake of a matter led by market.
+    let body = matter_body("market.ip-dispute");
+    let mut args: Vec<String> = [
+        "file-for",
+        "--matter",
+        "market.ip-dispute",
+        "--uscc",
+        crate::helpers::USCC_A,
+        "--name",
+        "上海马上办科技有限公司",
+        "--email",
+        "office@example.com",
+        "--identity",
+        "id_card",
+        "--verified-name",
+        "张三",
+    ]
+    .map(String::from)
+    .to_vec();
+    for (key, value) in body["form"].as_object().unwrap() {
+        args.push("--field".into());
+        args.push(format!("{key}={value}"));
+    }
+    for m in body["materials"].as_array().unwrap() {
+        args.push("--material".into());
+        args.push(format!(
+            "{}:{}:{}:{}",
+            m["code"].as_str().unwrap(),
+            m["size_bytes"],
+            m["sha256"].as_str().unwrap(),
+            m["name"].as_str().unwrap()
+        ));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let out = ok(&market, &args).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("Filed PT"), "{out}");
+    assert!(
+        lines[0].ends_with("for 上海马上办科技有限公司 (91350100M000100Y43) at the window."),
+        "{out}"
+    );
+    assert_eq!(lines[2], "lead unit  market", "{out}");
+    assert_eq!(lines[3], "status     submitted", "{out}");
+    let id = lines[1].strip_prefix("id         ").unwrap();
+    let number = lines[0].split(' ').nth(1).unwrap();
+    // The enterprise's request, taken at the window, audited with the identity check.
+    let response = app
+        .get(
+            &format!("/api/v1/requests/{id}"),
+            Some(&app.enterprise_token()),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["number"], number);
+    assert_eq!(created["channel"], "window");
+    assert_eq!(created["applicant"]["uscc"], crate::helpers::USCC_A);
+    let events: Value = app
+        .get(
+            &format!("/api/v1/requests/{id}/events"),
+            Some(&app.admin_token()),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let intake = &events["events"][0];
+    assert_eq!(intake["action"], "intake");
+    assert_eq!(intake["actor"], "clerk-li");
+    assert_eq!(intake["payload"]["identity_check"]["verified_name"], "张三");
+
+    // For scripts: the server's JSON.
+    let mut json_args = args.clone();
+    json_args.insert(0, "--json");
+    let created: Value = serde_json::from_str(&ok(&market, &json_args).await).unwrap();
+    assert_eq!(created["lead_unit"], "market");
+
+    // A clerk of an unrelated unit: the server's problem, one line, exit 1; nothing filed.
+    let tax = config_in(&dir, "tax");
+    login(app, &tax, &app.clerk_token(UnitCode::Tax)).await;
+    let line = fails(&tax, &args, 1).await;
+    assert!(line.starts_with("mashangban: not_lead_unit: "), "{line}");
+    // A body the server refuses: each wrong field named.
+    let mut bad = args.clone();
+    bad[4] = "91350100M000100Y44";
+    let line = fails(&market, &bad, 1).await;
+    assert!(
+        line.starts_with("mashangban: validation_failed: "),
+        "{line}"
+    );
+    // A material the client cannot read: usage, exit 2.
+    let mut bad = args.clone();
+    bad.extend(["--material", "licence:many:abc:x.pdf"]);
+    let out = cli(&market, &bad).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--material"), "{}", out.stderr);
+    let listed: Value = app
+        .get("/api/v1/requests", Some(&app.enterprise_token()))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["total"], 2, "the two filings only");
+}
+
 /// Runs `client --config-file config ARGS…` as on an 80-column terminal (`COLUMNS=80`, stdout
 /// a pipe): succeeds, and every line fits 80 display columns.
 async fn narrow(config: &Path, args: &[&str]) -> String {
@@ -1210,4 +1328,5 @@ on_both_backends!(
     a_material_received_at_the_window,
     the_counter_works_with_numbers_prefixes_and_tickets,
     every_table_fits_an_80_column_terminal,
+    a_clerk_files_for_a_walk_in_enterprise,
 );
