@@ -84,8 +84,9 @@ pub fn verify(
             short(&anchor.hash)
         ),
         (None, true) => "Not checked against the head saved before (--reset-anchor).".into(),
-        (None, false) => "No head saved before: from now on each verify checks that the head \
-                          of the one before is still there."
+        // Two lines: every line of the client's output fits 80 columns.
+        (None, false) => "No head saved before: from now on each verify checks that\n\
+                          the head of the one before is still there."
             .into(),
     };
     Ok(format!(

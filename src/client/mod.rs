@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod file_for;
 pub mod http;
 pub mod problem;
 pub mod render;
@@ -293,6 +294,9 @@ pub enum ClientCommand {
         #[arg(long, value_name = "HEX")]
         sha256: String,
     },
+    /// File a request for a walk-in enterprise at the window (帮办), after checking who is in
+    /// front of you (clerks of the matter's lead unit).
+    FileFor(Box<file_for::FileForArgs>),
     /// Breached SLA clocks, newest breach first; `--csv` exports all of them (supervisors).
     Breaches(sla::BreachesArgs),
     /// Open clocks falling due soon, least time left first (supervisors).
@@ -370,6 +374,7 @@ pub fn execute(args: ClientArgs) -> Result<String, Failure> {
             let session = Session {
                 http: connect(&login, args.ca_file.as_deref())?,
                 json,
+                width: render::width(),
             };
             session.run(command)
         }
@@ -642,6 +647,7 @@ fn action_of(command: &ClientCommand) -> Option<(&'static str, &'static str, &Ta
         | C::Events { .. }
         | C::Verify { .. }
         | C::Material { .. }
+        | C::FileFor(_)
         | C::Breaches(_)
         | C::AtRisk(_)
         | C::Stats(_) => {
@@ -667,6 +673,8 @@ fn etag_for(revision: &str) -> Result<String, Failure> {
 struct Session {
     http: Http,
     json: bool,
+    /// The width tables are fitted into ([`render::width`]).
+    width: u16,
 }
 
 impl Session {
@@ -704,7 +712,7 @@ impl Session {
             }
             ClientCommand::Queue => {
                 let reply = self.expect_ok(self.http.get("/api/v1/queue")?)?;
-                self.output(&reply, |body| render::queue(body, Utc::now()))
+                self.output(&reply, |body| render::queue(body, Utc::now(), self.width))
             }
             ClientCommand::Next => self.next(),
             ClientCommand::Tickets { date } => {
@@ -713,7 +721,7 @@ impl Session {
                     None => "/api/v1/tickets".to_string(),
                 };
                 let reply = self.expect_ok(self.http.get(&path)?)?;
-                self.output(&reply, render::tickets)
+                self.output(&reply, |body| render::tickets(body, self.width))
             }
             ClientCommand::CallNext { counter } => {
                 let body = json!({ "counter": counter });
@@ -726,7 +734,7 @@ impl Session {
                     });
                 }
                 let reply = self.expect_ok(reply)?;
-                self.output(&reply, |body| render::called(body, Utc::now()))
+                self.output(&reply, |body| render::called(body, Utc::now(), self.width))
             }
             ClientCommand::CheckIn { appointment } => {
                 let path = format!(
@@ -741,23 +749,26 @@ impl Session {
                     self.http
                         .get("/api/v1/requests?status=returned&limit=100")?,
                 )?;
-                self.output(&reply, render::returned)
+                self.output(&reply, |body| render::returned(body, self.width))
             }
             ClientCommand::Show { id } => {
                 let reply = self.expect_ok(self.http.get(&self.request_path(&id)?)?)?;
                 let etag = reply.etag.clone();
                 self.output(&reply, |view| {
-                    render::request(view, etag.as_deref(), Utc::now())
+                    render::request(view, etag.as_deref(), Utc::now(), self.width)
                 })
             }
             ClientCommand::Events { id } => {
                 let path = format!("{}/events", self.request_path(&id)?);
                 let reply = self.expect_ok(self.http.get(&path)?)?;
-                self.output(&reply, render::events)
+                self.output(&reply, |body| render::events(body, self.width))
             }
-            ClientCommand::Breaches(args) => sla::breaches(&self.http, self.json, &args),
-            ClientCommand::AtRisk(args) => sla::at_risk(&self.http, self.json, &args),
-            ClientCommand::Stats(args) => sla::stats(&self.http, self.json, &args),
+            ClientCommand::FileFor(args) => file_for::run(&self.http, self.json, &args),
+            ClientCommand::Breaches(args) => {
+                sla::breaches(&self.http, self.json, self.width, &args)
+            }
+            ClientCommand::AtRisk(args) => sla::at_risk(&self.http, self.json, self.width, &args),
+            ClientCommand::Stats(args) => sla::stats(&self.http, self.json, self.width, &args),
             _ => unreachable!("login, logout, verify and the actions are handled before"),
         }
     }
@@ -852,7 +863,7 @@ impl Session {
                 render::text(task, "unit"),
                 render::text(task, "role"),
                 render::text(task, "number"),
-                render::request(&body["request"], etag.as_deref(), Utc::now())
+                render::request(&body["request"], etag.as_deref(), Utc::now(), self.width)
             )
         })
     }
@@ -980,6 +991,7 @@ mod tests {
         Session {
             http: Http::new(server, "tok"),
             json: false,
+            width: render::DEFAULT_WIDTH,
         }
     }
 

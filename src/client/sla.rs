@@ -179,7 +179,12 @@ fn minutes(value: &Value, suffix: &str) -> String {
 }
 
 /// `breaches`: a table of one page, its JSON, or the whole CSV export.
-pub fn breaches(http: &Http, json: bool, args: &BreachesArgs) -> Result<String, Failure> {
+pub fn breaches(
+    http: &Http,
+    json: bool,
+    width: u16,
+    args: &BreachesArgs,
+) -> Result<String, Failure> {
     if args.csv && json {
         return Err(Failure::usage("--csv and --json do not go together"));
     }
@@ -225,27 +230,21 @@ pub fn breaches(http: &Http, json: bool, args: &BreachesArgs) -> Result<String, 
     if json {
         return Ok(format!("{}\n", reply.body.trim_end()));
     }
-    Ok(breach_table(&reply.json()?))
+    Ok(breach_table(&reply.json()?, width))
 }
 
 /// The breach table of one page.
-pub fn breach_table(body: &Value) -> String {
+pub fn breach_table(body: &Value, width: u16) -> String {
     let items = body["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     if items.is_empty() {
         return "No breaches match.\n".into();
     }
     let mut table = Table::new(&[
-        "NUMBER",
-        "CLOCK",
-        "UNIT",
-        "MATTER",
-        "DUE",
-        "BREACHED",
-        "STOPPED",
-        "OVERDUE",
-        "LOST",
-        "REQUEST ID",
-    ]);
+        "NUMBER", "CLOCK", "UNIT", "MATTER", "DUE", "STOPPED", "OVERDUE", "LOST",
+    ])
+    .whole(0)
+    .words(4)
+    .words(5);
     for b in items {
         let lost = match (b["lost_minutes"].as_i64(), b["lost_to_unit"].as_str()) {
             (Some(m), Some(unit)) if m > 0 => format!("{} ({unit})", span(m)),
@@ -258,7 +257,6 @@ pub fn breach_table(body: &Value) -> String {
             text(b, "unit"),
             text(b, "matter"),
             format!("{}{}", time(&b["due_at"]), provisional(b)),
-            time(&b["breached_at"]),
             if b["stopped_at"].is_null() {
                 "open".into()
             } else {
@@ -269,10 +267,9 @@ pub fn breach_table(body: &Value) -> String {
                 .map(span)
                 .unwrap_or_else(|| "-".into()),
             lost,
-            text(b, "request_id"),
         ]);
     }
-    let mut out = table.render();
+    let mut out = table.render(width);
     out.push_str(provisional_note(items));
     out.push_str(&format!(
         "{} of {} breach{} (times are Shanghai time)\n",
@@ -291,7 +288,7 @@ pub fn breach_table(body: &Value) -> String {
 }
 
 /// `at-risk`: open clocks falling due within the window.
-pub fn at_risk(http: &Http, json: bool, args: &AtRiskArgs) -> Result<String, Failure> {
+pub fn at_risk(http: &Http, json: bool, width: u16, args: &AtRiskArgs) -> Result<String, Failure> {
     let path = with_query(
         "/api/v1/sla/at-risk",
         &[
@@ -307,11 +304,11 @@ pub fn at_risk(http: &Http, json: bool, args: &AtRiskArgs) -> Result<String, Fai
     if json {
         return Ok(format!("{}\n", reply.body.trim_end()));
     }
-    Ok(at_risk_table(&reply.json()?))
+    Ok(at_risk_table(&reply.json()?, width))
 }
 
 /// The at-risk table.
-pub fn at_risk_table(body: &Value) -> String {
+pub fn at_risk_table(body: &Value, width: u16) -> String {
     let items = body["items"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let within = text(body, "within");
     if items.is_empty() {
@@ -325,8 +322,9 @@ pub fn at_risk_table(body: &Value) -> String {
         "DUE",
         "LEFT",
         "WORKING LEFT",
-        "REQUEST ID",
-    ]);
+    ])
+    .whole(0)
+    .words(4);
     for c in items {
         table.row(vec![
             text(c, "number"),
@@ -339,10 +337,9 @@ pub fn at_risk_table(body: &Value) -> String {
                 .map(span)
                 .unwrap_or_else(|| "-".into()),
             minutes(&c["remaining_working_minutes"], " min"),
-            text(c, "request_id"),
         ]);
     }
-    let mut out = table.render();
+    let mut out = table.render(width);
     out.push_str(provisional_note(items));
     out.push_str(&format!(
         "{} of {} clock{} due within {within} (times are Shanghai time)\n",
@@ -361,7 +358,7 @@ pub fn at_risk_table(body: &Value) -> String {
 }
 
 /// `stats`: the on-time statistics per unit or matter.
-pub fn stats(http: &Http, json: bool, args: &StatsArgs) -> Result<String, Failure> {
+pub fn stats(http: &Http, json: bool, width: u16, args: &StatsArgs) -> Result<String, Failure> {
     let path = with_query(
         "/api/v1/sla/stats",
         &[
@@ -375,23 +372,23 @@ pub fn stats(http: &Http, json: bool, args: &StatsArgs) -> Result<String, Failur
     if json {
         return Ok(format!("{}\n", reply.body.trim_end()));
     }
-    Ok(stats_table(&reply.json()?))
+    Ok(stats_table(&reply.json()?, width))
 }
 
 /// The statistics table, one row per group and one for all.
-pub fn stats_table(body: &Value) -> String {
+pub fn stats_table(body: &Value, width: u16) -> String {
     let mut out = format!(
         "Period {} – {} (Shanghai time)",
         time(&body["from"]),
         time(&body["to"])
     );
-    if let Some(kind) = body["kind"].as_str() {
-        out.push_str(&format!(", {kind} clocks"));
-    }
-    if let Some(unit) = body["unit"].as_str() {
-        out.push_str(&format!(", unit {unit}"));
-    }
     out.push('\n');
+    match (body["kind"].as_str(), body["unit"].as_str()) {
+        (Some(kind), Some(unit)) => out.push_str(&format!("{kind} clocks, unit {unit}\n")),
+        (Some(kind), None) => out.push_str(&format!("{kind} clocks\n")),
+        (None, Some(unit)) => out.push_str(&format!("unit {unit}\n")),
+        (None, None) => {}
+    }
     let groups = body["groups"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     if groups.is_empty() {
         out.push_str("No clock stopped or fell overdue in the period.\n");
@@ -429,7 +426,7 @@ pub fn stats_table(body: &Value) -> String {
         row(text(g, "key"), g);
     }
     row("(all)".into(), &body["overall"]);
-    out.push_str(&table.render());
+    out.push_str(&table.render(width));
     out.push_str("Handling times (median, 95th percentile) and lost time are working minutes.\n");
     out
 }
@@ -484,7 +481,7 @@ mod tests {
             "overdue_minutes": 125, "lost_to_unit": "market", "lost_minutes": 30,
             "provisional": true}],
             "total": 3, "next_cursor": "1_0193a"});
-        let text = breach_table(&page);
+        let text = breach_table(&page, 200);
         assert!(text.contains("2026-11-28 13:00 *"), "{text}");
         assert!(
             text.contains("* provisional: after the working calendar"),
@@ -504,10 +501,48 @@ mod tests {
             "overall": {"counted": 4, "met": 2, "breached": 1, "open_overdue": 1,
                         "cancelled": 1, "on_time_rate": 0.6666, "median_worked_minutes": 30,
                         "p95_worked_minutes": 90, "lost_minutes": 0}});
-        let text = stats_table(&stats);
+        let text = stats_table(&stats, 80);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[1].starts_with("UNIT   COUNTED"), "{text}");
         assert!(lines[2].contains("66.7%"), "{text}");
         assert!(lines[3].starts_with("(all)"), "{text}");
+    }
+
+    #[test]
+    fn the_tables_fit_80_columns_with_the_number_whole() {
+        let fits = |text: &str| {
+            use unicode_width::UnicodeWidthStr;
+            for line in text.lines() {
+                assert!(line.width() <= 80, "{line:?} in\n{text}");
+            }
+        };
+        let breach = json!({
+            "request_id": "0193a4c2-7c1e-7d2a-9b3c-1a2b3c4d5e6f", "number": "PT20261128-000001",
+            "kind": "statutory_joint", "unit": "service-center",
+            "matter": "construction.completion_acceptance", "due_at": "2026-11-28T05:00:00Z",
+            "breached_at": "2026-11-28T05:00:01Z", "stopped_at": "2026-12-28T05:00:01Z",
+            "overdue_minutes": 43210, "lost_to_unit": "service-center", "lost_minutes": 4321,
+            "remaining_minutes": 4321, "remaining_working_minutes": 1234, "provisional": true});
+        let page = json!({"items": [breach], "total": 1, "within": "3d"});
+        for text in [breach_table(&page, 80), at_risk_table(&page, 80)] {
+            fits(&text);
+            assert!(
+                text.lines().any(|l| l.starts_with("PT20261128-000001  ")),
+                "{text}"
+            );
+        }
+        let figures = json!({"counted": 12345, "met": 12000, "breached": 300,
+            "open_overdue": 45, "on_time_rate": 0.97, "median_worked_minutes": 12345,
+            "p95_worked_minutes": 123456, "lost_minutes": 1234567});
+        let stats = json!({"group_by": "matter", "from": "2026-11-01T00:00:00Z",
+            "to": "2026-12-01T00:00:00Z", "kind": "statutory_joint", "unit": "service-center",
+            "groups": [{"key": "construction.completion_acceptance", "counted": 12345,
+                        "met": 12000, "breached": 300, "open_overdue": 45, "on_time_rate": 0.97,
+                        "median_worked_minutes": 12345, "p95_worked_minutes": 123456,
+                        "lost_minutes": 1234567}],
+            "overall": figures});
+        let text = stats_table(&stats, 80);
+        fits(&text);
+        assert!(text.contains("statutory_joint clocks, unit service-center\n"));
     }
 }

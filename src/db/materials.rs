@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use super::authorizations::AssistedActRow;
 use super::clocks;
 use super::notifications::{self, Notice};
 use super::requests::{self, MaterialRow, RequestRecord, Scope};
@@ -46,6 +47,8 @@ pub struct Supply {
     pub event: Entry,
     /// The lead unit's mail.
     pub notices: Vec<Notice>,
+    /// The act, when an official supplied it for the enterprise under a 帮办 grant.
+    pub assisted: Option<AssistedActRow>,
     /// The calendar in force, for the clock.
     pub calendar: Arc<Calendar>,
     /// Warning share, percent.
@@ -136,6 +139,9 @@ pub fn supply(conn: &mut DbConnection, supply: &Supply) -> Result<RequestRecord,
         )?);
         audit::append_many(conn, events)?;
         notifications::enqueue(conn, &supply.notices, supply.at)?;
+        if let Some(act) = &supply.assisted {
+            super::authorizations::record_act(conn, act)?;
+        }
         requests::find(conn, &Scope::All, &supply.request_id)?
             .ok_or_else(|| SupplyError::Failed(ApiError::not_found("the request disappeared")))
     })

@@ -1,6 +1,7 @@
 //! `POST /api/v1/requests/{id}/materials`: a deferred material (容缺后补) supplied after
-//! intake — online by the enterprise, or received at the window by a clerk of the lead unit.
-//! Guarded by `If-Match` like a lifecycle step. Who may: [`crate::domain::material`].
+//! intake — online by the enterprise (or for it by an official holding its 帮办 grant), or
+//! received at the window by a clerk of the lead unit. Guarded by `If-Match` like a lifecycle
+//! step. Who may: [`crate::domain::material`].
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -16,6 +17,7 @@ use crate::db::calendars::Calendars;
 use crate::db::materials::{self, Supply, SupplyError};
 use crate::db::notifications::Notice;
 use crate::db::requests::RequestRecord;
+use crate::domain::assistance::Standing;
 use crate::domain::audit::Entry;
 use crate::domain::catalog::Matter;
 use crate::domain::intake;
@@ -54,7 +56,7 @@ fn caller(actor: &Actor) -> Caller<'_> {
         Actor::Enterprise(uscc) => Caller::Enterprise(uscc.as_str()),
         Actor::Clerk(unit) => Caller::Clerk(*unit),
         Actor::Supervisor(unit) => Caller::Overseer(*unit),
-        Actor::Admin => Caller::Overseer(None),
+        Actor::Admin => Caller::Administrator,
     }
 }
 
@@ -70,7 +72,35 @@ fn refused(refusal: Refusal, id: &str) -> ApiError {
             pointer: "/received_at_window".into(),
             message: why,
         }]),
+        Refusal::NoGrant(lapse) => {
+            let why = match &lapse {
+                None => "no 帮办 grant of the enterprise names you".to_string(),
+                Some(lapse) => format!("grant {} {}", lapse.grant(), lapse_reason(lapse)),
+            };
+            crate::routes::authorizations::no_grant(
+                lapse.as_ref(),
+                format!(
+                    "only the enterprise that submitted the request, or an official it authorised (帮办), supplies a material online: {why}"
+                ),
+            )
+        }
     }
+}
+
+/// Why a grant does not cover the supply, after its id.
+fn lapse_reason(lapse: &crate::domain::assistance::Lapse) -> &'static str {
+    use crate::domain::assistance::Lapse;
+    match lapse {
+        Lapse::Revoked(_) => "was revoked by the enterprise",
+        Lapse::Expired(_) => "has expired",
+        Lapse::NotYet(_) => "has not begun",
+        Lapse::OtherRequest(_) => "covers another request only",
+    }
+}
+
+/// The supplied file's SHA-256 (checked present by the intake check).
+fn sha256_of(file: &intake::DeclaredMaterial) -> String {
+    file.sha256.clone().unwrap_or_default()
 }
 
 /// The catalog matters of the request: its matter, or its bundle's.
@@ -92,8 +122,10 @@ fn matters_of<'a>(catalog: &'a Catalog, record: &RequestRecord) -> (RequestKind,
 
 /// Supply a deferred material (容缺后补).
 ///
-/// The enterprise that owns the request supplies it online; a clerk of the request's lead unit
-/// records one received at the window with `received_at_window: true`. The material must be
+/// The enterprise that owns the request supplies it online, and so may an official holding a
+/// live 帮办 grant of the enterprise covering the request (audited with `on_behalf_of`,
+/// `authorization` and `leader`, and recorded among the grant's acts); a clerk of the
+/// request's lead unit records one received at the window with `received_at_window: true`. The material must be
 /// pending on the request, and the request still open: not withdrawn, not refused (不予受理),
 /// not delivered — unless its matter delivers before its materials arrive
 /// (`deliver_before_materials`). In one step: the material is provided, its `material` clock stops (met, or
@@ -113,7 +145,10 @@ fn matters_of<'a>(catalog: &'a Catalog, record: &RequestRecord) -> (RequestKind,
         (status = 200, description = "Supplied; the request as it is now", body = crate::routes::requests::RequestView,
          headers(("ETag" = String, description = "The new revision"))),
         (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`not_lead_unit`: a co-unit's clerk; `forbidden`: a supervisor or administrator",
+        (status = 403, description = "`not_lead_unit`: a co-unit's clerk at the window; `forbidden`: a supervisor or \
+                                      administrator at the window; online, an official without a live 帮办 grant: \
+                                      `authorization_required`, `authorization_revoked`, `authorization_expired`, \
+                                      `authorization_not_started`, `authorization_out_of_scope` (`authorization` names the grant)",
          body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such request for this caller", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`material_not_pending`: the material is not pending on the request; \
@@ -150,10 +185,25 @@ pub async fn supply(
         .iter()
         .filter_map(|t| t.unit.parse().ok())
         .collect();
+    // An official's 帮办 standing for the owner: supplying online is the enterprise's act, and
+    // a live grant shows the request to an official of any unit.
+    let assistant = if matches!(principal.actor, Actor::Clerk(_) | Actor::Supervisor(_)) {
+        crate::routes::authorizations::standing_of(
+            &db,
+            &principal,
+            &r.uscc,
+            Some(&r.id),
+            Utc::now(),
+        )
+        .await?
+    } else {
+        Standing::Without
+    };
     let parties = Parties {
         owner: &r.uscc,
         lead_unit: r.lead_unit.parse().map_err(ApiError::internal)?,
         units: &units,
+        assistant: &assistant,
     };
     // Read leniently here; the body check below names a flag that is not a boolean.
     let at_window = body.get("received_at_window") == Some(&Value::Bool(true));
@@ -206,10 +256,41 @@ pub async fn supply(
     let now = Utc::now().trunc_subsecs(6);
     let (role, unit) = match &principal.actor {
         Actor::Clerk(u) => ("clerk", Some(u.to_string())),
+        Actor::Supervisor(u) => ("supervisor", u.map(|u| u.to_string())),
         _ => ("enterprise", None),
     };
     let received_at_window = route == Route::Window;
-    let sha256 = file.sha256.clone().unwrap_or_default();
+    let mut payload = json!({
+        "matter": file.matter_code,
+        "code": file.code,
+        "name": file.name,
+        "sha256": sha256_of(file),
+        "size": file.size_bytes.unwrap_or_default(),
+        "received_at_window": received_at_window,
+    });
+    // Supplied for the enterprise under a grant: the audit names the enterprise and the grant,
+    // and the act is recorded under the grant, as for the enterprise's lifecycle steps.
+    let assisted = match &route {
+        Route::Assisted { grant, leader } => {
+            payload["on_behalf_of"] = json!(r.uscc);
+            payload["authorization"] = json!(grant);
+            payload["leader"] = json!(leader);
+            // Among the grant's acts a supply counts as a supplement (补): the table and the
+            // 帮办 statistics know intake, supplement and withdraw; the audit event says which.
+            let mut row = crate::routes::authorizations::act_row(
+                &principal,
+                &r.uscc,
+                "supplement",
+                Some((grant, *leader)),
+                None,
+                now,
+            );
+            row.request_id = r.id.clone();
+            Some(row)
+        }
+        Route::Online | Route::Window => None,
+    };
+    let sha256 = sha256_of(file);
     let size_bytes = file.size_bytes.unwrap_or_default();
     let about = About::of(&catalog, &r.number, &r.code);
     // The lead unit's only address in the catalog is its supervisor's.
@@ -241,17 +322,11 @@ pub async fn supply(
             action: "material.supplied".into(),
             state_before: Some(status.as_str().into()),
             state_after: Some(status.as_str().into()),
-            payload: json!({
-                "matter": file.matter_code,
-                "code": file.code,
-                "name": file.name,
-                "sha256": sha256,
-                "size": size_bytes,
-                "received_at_window": received_at_window,
-            }),
+            payload,
             at: now,
         },
         notices,
+        assisted,
         calendar: calendars.current(),
         warn_percent: sla.warn_percent,
         at: now,

@@ -43,7 +43,7 @@ fn completions_know_the_client_commands() {
             .env("MASHANGBAN_DATABASE_URL", "not-a-url"));
         assert_eq!(code, 0, "{shell}: {stderr}");
         assert!(stdout.contains(marker), "{shell}: {marker}");
-        for command in ["call-next", "check-in", "tickets", "returned"] {
+        for command in ["call-next", "check-in", "tickets", "returned", "file-for"] {
             assert!(stdout.contains(command), "{shell}: {command}");
         }
     }

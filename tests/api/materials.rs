@@ -1,5 +1,6 @@
 //! 容缺后补 through the real server: a request accepted with a material missing, the material
-//! supplied later (online by the enterprise, or at the window by a clerk of the lead unit),
+//! supplied later (online by the enterprise or by an official holding its 帮办 grant, or at the
+//! window by a clerk of the lead unit),
 //! delivery held until it arrives, its clock's warning and breach, and every refusal.
 //!
 //! Time is moved the way tests/api/clocks.rs does: the material clock's stored `warn_at`,
@@ -753,7 +754,122 @@ async fn heritage_projects_may_not_defer_or_commit(app: &TestApp) {
     assert_eq!(refused["errors"][0]["pointer"], "/materials");
 }
 
+/// Enterprise A grants `body` (201); answers the grant's id.
+async fn grant(app: &TestApp, body: Value) -> String {
+    let response = app
+        .client
+        .post(app.url("/api/v1/authorizations"))
+        .bearer_auth(app.enterprise_token())
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let grant: Value = response.json().await.unwrap();
+    grant["id"].as_str().unwrap().to_string()
+}
+
+/// An official holding a live 帮办 grant supplies a deferred material online for the
+/// enterprise, audited under the grant like the enterprise's lifecycle steps; without a grant,
+/// or after the enterprise revoked it, the official is refused with the grant's reason.
+async fn a_grant_holder_supplies_online_for_the_enterprise(app: &TestApp) {
+    let x = id_of(&deferred(app, "market.establish", "premises_proof", json!({})).await);
+    let y = id_of(&deferred(app, "market.establish", "premises_proof", json!({})).await);
+    let good = supply_body("premises_proof", None);
+    // An official of an unrelated unit, and a supervisor of the lead unit: no grant names them.
+    let zhang = app.token_for("zhang.wei", Actor::Clerk(UnitCode::Tax));
+    let market_head = app.token_for("wang.head", Actor::Supervisor(Some(UnitCode::Market)));
+    assert_eq!(
+        problem(supply(app, &zhang, &x, &good).await, 404).await["code"],
+        "not_found",
+        "without a grant, a unit with nothing on the request does not see it"
+    );
+    let refused = problem(supply(app, &market_head, &x, &good).await, 403).await;
+    assert_eq!(refused["code"], "authorization_required");
+    assert_eq!(
+        material(&read(app, &x).await, "premises_proof")["status"],
+        "pending"
+    );
+
+    // With a grant for x, zhang supplies it online for the enterprise.
+    let gid = grant(
+        app,
+        json!({"assistant": {"official": "zhang.wei"}, "request": x}),
+    )
+    .await;
+    let (_, after) = supply_ok(app, &zhang, &x, &good).await;
+    let supplied = material(&after, "premises_proof");
+    assert_eq!(supplied["status"], "provided");
+    assert_eq!(supplied["received_at_window"], false);
+    assert_eq!(material_clock(&after)["state"], "met");
+    // Audited as the official's act for the enterprise, under the grant.
+    let audited = events(app, &x, "material.supplied").await;
+    assert_eq!(audited.len(), 1);
+    assert_eq!(audited[0]["actor"], "zhang.wei");
+    assert_eq!(audited[0]["role"], "clerk");
+    assert_eq!(audited[0]["unit"], "tax");
+    assert_eq!(audited[0]["payload"]["authorization"], gid.as_str());
+    assert_eq!(
+        audited[0]["payload"]["on_behalf_of"],
+        crate::helpers::USCC_A
+    );
+    assert_eq!(audited[0]["payload"]["leader"], false);
+    // And the grant lists the act, for the enterprise to read.
+    let read_grant: Value = app
+        .get(
+            &format!("/api/v1/authorizations/{gid}"),
+            Some(&app.enterprise_token()),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let acts: Vec<&str> = read_grant["acts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(acts, ["supplement"], "{read_grant}");
+    // The grant is for x only: on y zhang is told so.
+    let refused = problem(supply(app, &zhang, &y, &good).await, 403).await;
+    assert_eq!(refused["code"], "authorization_out_of_scope");
+    assert_eq!(refused["authorization"], gid.as_str());
+    // The window stays the lead unit's.
+    let refused = problem(
+        supply(app, &zhang, &y, &supply_body("premises_proof", Some(true))).await,
+        404,
+    )
+    .await;
+    assert_eq!(refused["code"], "not_found");
+
+    // A grant for y, revoked by the enterprise: refused with the reason, nothing changes.
+    let revoked = grant(
+        app,
+        json!({"assistant": {"official": "wang.head"}, "request": y}),
+    )
+    .await;
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/authorizations/{revoked}/revoke")))
+        .bearer_auth(app.enterprise_token())
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let refused = problem(supply(app, &market_head, &y, &good).await, 403).await;
+    assert_eq!(refused["code"], "authorization_revoked");
+    assert_eq!(refused["authorization"], revoked.as_str());
+    assert_eq!(
+        material(&read(app, &y).await, "premises_proof")["status"],
+        "pending"
+    );
+    assert!(events(app, &y, "material.supplied").await.is_empty());
+}
+
 on_both_backends!(
+    a_grant_holder_supplies_online_for_the_enterprise,
     supplied_online_and_delivered_after,
     received_at_the_window_by_the_lead_unit,
     a_matter_may_deliver_before_its_materials,

@@ -1118,7 +1118,10 @@ fn client(config: &Path, args: &[&str]) -> Command {
             command.env_remove(key);
         }
     }
+    // Tables fit `COLUMNS` (stdout is a pipe): wide enough for one line per row here, the
+    // same whatever terminal runs the tests (80 columns: `client::every_table_fits_…`).
     command
+        .env("COLUMNS", "200")
         .arg("client")
         .arg("--config-file")
         .arg(config)
