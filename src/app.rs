@@ -144,7 +144,14 @@ impl Application {
         let calendars = web::Data::new(calendars);
         let catalog = web::Data::new(catalog);
         let metrics = web::Data::new(Metrics::new());
-        let doc = Arc::new(routes::openapi());
+        // The document is built once and kept as its JSON text, shared by every worker: the
+        // built document weighs several megabytes, and a copy per worker was most of the idle
+        // heap (docs/performance.md, "Memory").
+        let doc = routes::openapi();
+        let doc_json = web::Data::new(OpenApiJson(web::Bytes::from(
+            serde_json::to_vec(&doc)
+                .map_err(|e| StartError::Data(format!("the OpenAPI document: {e}")))?,
+        )));
         let drain = Drain::new();
         let metrics_access = match metrics_bind {
             Some(_) => MetricsAccess::Elsewhere,
@@ -157,6 +164,7 @@ impl Application {
             metrics_access: web::Data::new(metrics_access),
             uri_limit: UriLimit(settings.server.max_uri_bytes),
             route_table: web::Data::new(RouteTable::from_openapi(&doc)),
+            doc_json,
             catalog: catalog.clone(),
             hall: hall.clone(),
             appointments: web::Data::new(settings.appointments.clone()),
@@ -185,7 +193,8 @@ impl Application {
             )?),
         };
         let connections = drain.clone();
-        let mut server = HttpServer::new(move || app(state.clone(), doc.as_ref().clone()))
+        drop(doc);
+        let mut server = HttpServer::new(move || app(state.clone()))
             .on_connect(move |io, extensions| connections.on_connect(io, extensions))
             .disable_signals()
             .shutdown_timeout(settings.server.shutdown_timeout_secs)
@@ -564,6 +573,7 @@ struct SharedState {
     body_limit: usize,
     cors: CorsSettings,
     drain: web::Data<Drain>,
+    doc_json: web::Data<OpenApiJson>,
 }
 
 /// One worker's application: state, middleware, documented routes, docs UI, fallback.
@@ -574,7 +584,6 @@ struct SharedState {
 /// limit, conditional `GET`, then `HEAD` routed as `GET`.
 fn app(
     state: SharedState,
-    doc: utoipa::openapi::OpenApi,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -609,7 +618,11 @@ fn app(
         .app_data(extract::path_config());
     routes::register(app)
         .into_app()
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc))
+        .service(
+            SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from(OPENAPI_PATH)),
+        )
+        .app_data(state.doc_json)
+        .route(OPENAPI_PATH, web::get().to(openapi_json))
         .route("/docs", web::get().to(docs_redirect))
         .default_service(web::to(fallback::not_routed))
         .wrap(from_fn(head::as_get))
@@ -646,6 +659,20 @@ async fn sweep_rate_limits(database: Database, window_secs: u32, mut stop: StopS
             Err(error) => tracing::warn!(%error, "could not sweep rate-limit rows"),
         }
     }
+}
+
+/// Where the OpenAPI document is served (and where the docs UI reads it).
+const OPENAPI_PATH: &str = "/api-docs/openapi.json";
+
+/// The OpenAPI document as JSON, serialised once at start.
+#[derive(Clone)]
+struct OpenApiJson(web::Bytes);
+
+/// `GET /api-docs/openapi.json`: the document, from the bytes made at start.
+async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(actix_web::http::header::ContentType::json())
+        .body(doc.0.clone())
 }
 
 async fn docs_redirect() -> HttpResponse {

@@ -195,7 +195,7 @@ pub fn cases(
     status: Option<CaseStatus>,
     limit: i64,
     offset: i64,
-) -> QueryResult<(Vec<Case>, i64)> {
+) -> QueryResult<(Vec<Case>, super::Total)> {
     let filtered = || {
         let mut query = rectifications::table.into_boxed();
         if let Some(unit) = scope.unit {
@@ -215,7 +215,11 @@ pub fn cases(
         }
         query
     };
-    let total: i64 = filtered().count().get_result(conn)?;
+    let total = super::count_up_to(
+        conn,
+        filtered().select(rectifications::id),
+        super::TOTAL_CAP,
+    )?;
     let rows: Vec<CaseRow> = filtered()
         .order((rectifications::created_at.desc(), rectifications::id.desc()))
         .limit(limit)

@@ -111,8 +111,11 @@ pub struct CaseView {
 pub struct CasePage {
     /// Newest first.
     pub items: Vec<CaseView>,
-    /// How many match.
+    /// How many match in all: exact while `total_capped` is false; else more than `total`
+    /// (1,000) match and the count stopped there.
     pub total: i64,
+    /// More cases match than `total`: the count stops at 1,000.
+    pub total_capped: bool,
 }
 
 fn utc(t: NaiveDateTime) -> DateTime<Utc> {
@@ -496,7 +499,8 @@ pub async fn list_cases(
             .iter()
             .map(|c| case_view(c, audience, calendars.current().horizon()))
             .collect(),
-        total,
+        total: total.count,
+        total_capped: total.capped,
     }))
 }
 

@@ -135,6 +135,7 @@ async fn a_bad_rating_is_rectified_and_the_enterprise_told(app: &TestApp) {
         .await
         .unwrap();
     assert_eq!(listed["total"], 1);
+    assert_eq!(listed["total_capped"], false);
     assert_eq!(listed["items"][0]["id"], case_id.as_str());
     let market_supervisor = app.token(Actor::Supervisor(Some(UnitCode::Market)));
     let listed: Value = app
