@@ -323,6 +323,10 @@ impl Application {
                 )),
             ));
         }
+        workers.push((
+            "idempotency-key sweeper",
+            actix_web::rt::spawn(sweep_idempotency_keys(database.clone(), stop.clone())),
+        ));
         // On SQLite the counts live in the process (`rate_limit::LocalCounts`): no rows to sweep.
         if self.rate_limit.enabled && database.backend() == crate::db::Backend::Postgres {
             workers.push((
@@ -673,6 +677,30 @@ async fn openapi_json(doc: web::Data<OpenApiJson>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(actix_web::http::header::ContentType::json())
         .body(doc.0.clone())
+}
+
+/// Deletes the idempotency keys past their 24 hours, every ten minutes, so that an intake
+/// never pays for it (an intake meeting an expired key not swept yet forgets it itself). Every
+/// instance sweeps; the deletes are idempotent. Runs until `stop` is raised.
+async fn sweep_idempotency_keys(database: Database, mut stop: StopSignal) {
+    let every = Duration::from_secs(600);
+    loop {
+        let swept = database
+            .run(|conn| {
+                Ok(crate::db::requests::sweep_idempotency_keys(
+                    conn,
+                    Utc::now().naive_utc(),
+                )?)
+            })
+            .await;
+        match swept {
+            Ok(rows) => tracing::debug!(rows, "expired idempotency keys swept"),
+            Err(error) => tracing::warn!(%error, "could not sweep expired idempotency keys"),
+        }
+        if !stop.sleep(every).await {
+            break;
+        }
+    }
 }
 
 async fn docs_redirect() -> HttpResponse {

@@ -352,48 +352,33 @@ fn attempt(
     render: &dyn Fn(&RequestRecord) -> String,
 ) -> Result<Intake, AttemptError> {
     if let Some(claim) = claim {
-        let cutoff = now - IDEMPOTENCY_RETENTION;
-        diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff)))
-            .execute(conn)?;
-        let existing: Option<(String, i32, String)> = idempotency_keys::table
+        let existing: Option<(String, i32, String, NaiveDateTime)> = idempotency_keys::table
             .find((&claim.uscc, &claim.key))
             .select((
                 idempotency_keys::body_sha256,
                 idempotency_keys::status_code,
                 idempotency_keys::response_body,
+                idempotency_keys::created_at,
             ))
             .first(conn)
             .optional()?;
-        if let Some((hash, status, body)) = existing {
-            return Ok(if hash == claim.body_sha256 {
-                Intake::Replay {
-                    status: status as u16,
-                    body,
-                }
-            } else {
-                Intake::KeyReused
-            });
-        }
-        // Claim the key before any work; a concurrent claim waits here and then fails.
-        let claimed = conn.transaction(|conn| {
-            diesel::insert_into(idempotency_keys::table)
-                .values((
-                    idempotency_keys::uscc.eq(&claim.uscc),
-                    idempotency_keys::idempotency_key.eq(&claim.key),
-                    idempotency_keys::body_sha256.eq(&claim.body_sha256),
-                    idempotency_keys::request_id.eq(&new.request.id),
-                    idempotency_keys::status_code.eq(0),
-                    idempotency_keys::response_body.eq(""),
-                    idempotency_keys::created_at.eq(now),
-                ))
-                .execute(conn)
-        });
-        match claimed {
-            Ok(_) => {}
-            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                return Err(AttemptError::Retry);
+        match existing {
+            // Kept for IDEMPOTENCY_RETENTION; an older key (not swept yet) is forgotten here.
+            Some((.., created_at)) if created_at < now - IDEMPOTENCY_RETENTION => {
+                diesel::delete(idempotency_keys::table.find((&claim.uscc, &claim.key)))
+                    .execute(conn)?;
             }
-            Err(other) => return Err(other.into()),
+            Some((hash, status, body, _)) => {
+                return Ok(if hash == claim.body_sha256 {
+                    Intake::Replay {
+                        status: status as u16,
+                        body,
+                    }
+                } else {
+                    Intake::KeyReused
+                });
+            }
+            None => {}
         }
     }
 
@@ -471,15 +456,39 @@ fn attempt(
         materials: new.materials.clone(),
         clocks: new.clocks.clone(),
     };
+    // The key is stored last, with its answer: one statement. Two intakes with the same new
+    // key both get here (on PostgreSQL; SQLite's writer is exclusive); the second waits on the
+    // key's unique index until the first commits, fails, and its whole transaction (its
+    // request and its number included) is rolled back; the retry then replays the first.
     if let Some(claim) = claim {
-        diesel::update(idempotency_keys::table.find((&claim.uscc, &claim.key)))
-            .set((
+        let stored = diesel::insert_into(idempotency_keys::table)
+            .values((
+                idempotency_keys::uscc.eq(&claim.uscc),
+                idempotency_keys::idempotency_key.eq(&claim.key),
+                idempotency_keys::body_sha256.eq(&claim.body_sha256),
+                idempotency_keys::request_id.eq(&record.request.id),
                 idempotency_keys::status_code.eq(201),
                 idempotency_keys::response_body.eq(render(&record)),
+                idempotency_keys::created_at.eq(now),
             ))
-            .execute(conn)?;
+            .execute(conn);
+        match stored {
+            Ok(_) => {}
+            Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                return Err(AttemptError::Retry);
+            }
+            Err(other) => return Err(other.into()),
+        }
     }
     Ok(Intake::Created(Box::new(record)))
+}
+
+/// Deletes the idempotency keys older than [`IDEMPOTENCY_RETENTION`] at `now`, outside any
+/// intake (the background sweep); how many.
+pub fn sweep_idempotency_keys(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
+    let cutoff = now - IDEMPOTENCY_RETENTION;
+    diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff)))
+        .execute(conn)
 }
 
 /// The next number of `day` (`YYYYMMDD`): `PT<day>-<6 digits>`.

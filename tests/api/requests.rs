@@ -436,6 +436,58 @@ async fn idempotency_keys_replay_and_refuse(app: &TestApp) {
     );
 }
 
+/// A key is kept 24 hours: after that the same key files anew, and the sweep removes old
+/// keys outside any intake.
+async fn an_idempotency_key_is_forgotten_after_a_day(app: &TestApp) {
+    use diesel::prelude::*;
+    use mashangban::db::schema::idempotency_keys;
+
+    let token = app.enterprise_token();
+    let body = matter_body("tax.registration");
+    let first: Value = submit(app, &token, &body, Some("day-old"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut conn = crate::helpers::connect(app);
+    let a_day_ago = chrono::Utc::now().naive_utc() - chrono::TimeDelta::hours(25);
+    diesel::update(idempotency_keys::table)
+        .set(idempotency_keys::created_at.eq(a_day_ago))
+        .execute(&mut conn)
+        .unwrap();
+    let again = submit(app, &token, &body, Some("day-old")).await;
+    assert_eq!(again.status(), 201);
+    assert!(again.headers().get("idempotent-replayed").is_none());
+    let again: Value = again.json().await.unwrap();
+    assert_ne!(again["id"], first["id"]);
+    assert_eq!(total(app, &token, "").await, 2);
+    // The fresh key replays; the sweep leaves it and takes only what is older than a day.
+    let replayed = submit(app, &token, &body, Some("day-old")).await;
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    diesel::insert_into(idempotency_keys::table)
+        .values((
+            idempotency_keys::uscc.eq(USCC_A),
+            idempotency_keys::idempotency_key.eq("stale"),
+            idempotency_keys::body_sha256.eq("0".repeat(64)),
+            idempotency_keys::request_id.eq(first["id"].as_str().unwrap()),
+            idempotency_keys::status_code.eq(201),
+            idempotency_keys::response_body.eq("{}"),
+            idempotency_keys::created_at.eq(a_day_ago),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    let now = chrono::Utc::now().naive_utc();
+    assert_eq!(
+        mashangban::db::requests::sweep_idempotency_keys(&mut conn, now).unwrap(),
+        1
+    );
+    let kept: Vec<String> = idempotency_keys::table
+        .select(idempotency_keys::idempotency_key)
+        .load(&mut conn)
+        .unwrap();
+    assert_eq!(kept, ["day-old"]);
+}
+
 async fn concurrent_retries_create_exactly_one(app: &TestApp) {
     let token = app.enterprise_token();
     let body = matter_body("market.establish");
@@ -624,6 +676,7 @@ on_both_backends!(
     bad_input_is_422_naming_each_field_and_creates_nothing,
     only_enterprises_submit,
     idempotency_keys_replay_and_refuse,
+    an_idempotency_key_is_forgotten_after_a_day,
     concurrent_retries_create_exactly_one,
     listing_is_scoped_filtered_and_paged,
     every_catalog_entry_can_be_submitted,
