@@ -6,8 +6,10 @@
 # Intake (plain and with an Idempotency-Key) at c=8 and c=64 on both backends with the idle
 # and peak RSS of each server, ten starts to ready per backend, then examples/booking_bench.
 # Rate limits stay on (their counting is part of the cost) with limits no run reaches.
+# PARTS="intake" (or "start", "booking", any of them) runs only those parts.
 set -u
 mkdir -p /tmp/bench
+PARTS=${PARTS:-"intake start booking"}
 BIN=$(pwd)/target/release/mashangban
 EX=$(pwd)/target/release/examples
 PORT=18300
@@ -20,7 +22,7 @@ serve() { # $1 url $2 dir
 }
 stop() { kill $SPID; wait $SPID 2>/dev/null; }
 pid_of() { pgrep -f "$BIN serve" | head -1; }
-for backend in sqlite postgres; do
+[[ $PARTS == *intake* ]] && for backend in sqlite postgres; do
   for keyed in 0 1; do
     for c in 8 64; do
       d=/tmp/bench/$backend-$keyed-$c; rm -rf $d; mkdir -p $d
@@ -39,7 +41,7 @@ for backend in sqlite postgres; do
   done
 done
 # Start to ready and idle RSS (existing database), 10 starts each.
-for backend in sqlite postgres; do
+[[ $PARTS == *start* ]] && for backend in sqlite postgres; do
   d=/tmp/bench/start-$backend; rm -rf $d; mkdir -p $d
   if [ $backend = sqlite ]; then url=sqlite://$d/b.db; else dropdb -h 127.0.0.1 -U postgres --if-exists msb_bench_s >/dev/null 2>&1; createdb -h 127.0.0.1 -U postgres msb_bench_s; url=postgres://postgres@127.0.0.1:5432/msb_bench_s; fi
   serve $url $d; stop
@@ -50,6 +52,7 @@ for backend in sqlite postgres; do
   done
 done
 # Booking, db layer vs raw insert.
+[[ $PARTS == *booking* ]] || { echo "== uptime: $(uptime)"; exit 0; }
 rm -rf /tmp/msb-booking && mkdir -p /tmp/msb-booking
 $EX/booking_bench sqlite:///tmp/msb-booking/bench.db 15 8 64
 dropdb -h 127.0.0.1 -U postgres --if-exists msb_booking >/dev/null 2>&1; createdb -h 127.0.0.1 -U postgres msb_booking
