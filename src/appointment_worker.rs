@@ -37,8 +37,9 @@ pub async fn run(
         let batch = settings.batch;
         let zone = calendars.current().time_zone();
         let (catalog, hall) = (catalog.clone(), hall.clone());
+        let cutoff = settings.cutoff_minutes;
         let look = database
-            .run(move |conn| appointments::work(conn, &catalog, &hall, zone, now, batch))
+            .run(move |conn| appointments::work(conn, &catalog, &hall, zone, cutoff, now, batch))
             .await;
         let pause = match look {
             Ok((marked, reminded)) => {

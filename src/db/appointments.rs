@@ -791,6 +791,7 @@ pub fn notice(
     catalog: &Catalog,
     hall: &Hall,
     zone: Tz,
+    cutoff_minutes: u32,
 ) -> Notice {
     Notice {
         request_id: None,
@@ -800,6 +801,7 @@ pub fn notice(
             counter: counter_label(hall, &row.counter),
             slot: slot_text(row, zone),
             calendar_path: calendar_path(&row.id),
+            cutoff_minutes,
         },
         about: About::of(catalog, &row.id, &row.matter),
     }
@@ -820,6 +822,7 @@ pub fn work(
     catalog: &Catalog,
     hall: &Hall,
     zone: Tz,
+    cutoff_minutes: u32,
     now: DateTime<Utc>,
     batch: i64,
 ) -> Result<(usize, usize), ApiError> {
@@ -848,7 +851,14 @@ pub fn work(
     }
     let mut reminded = 0;
     for row in due_reminders(conn, now, batch)? {
-        let mail = notice(&row, AppointmentStage::Reminder, catalog, hall, zone);
+        let mail = notice(
+            &row,
+            AppointmentStage::Reminder,
+            catalog,
+            hall,
+            zone,
+            cutoff_minutes,
+        );
         if remind(conn, &row, now, &mail)? {
             reminded += 1;
         }

@@ -159,6 +159,9 @@ pub enum Message {
         slot: String,
         /// Where the portal downloads the booking's calendar entry (RFC 5545 `.ics`).
         calendar_path: String,
+        /// How long before the slot it can no longer be cancelled or moved
+        /// (`appointments.cutoff_minutes`).
+        cutoff_minutes: u32,
     },
 }
 
@@ -421,7 +424,9 @@ impl Message {
                 counter,
                 slot,
                 calendar_path,
+                cutoff_minutes,
             } => {
+                let (cutoff_zh, cutoff_en) = cutoff_text(*cutoff_minutes);
                 let (subject_zh, subject_en, lead_zh, lead_en) = match stage {
                     AppointmentStage::Booked => {
                         ("预约成功", "appointment booked", "您已预约", "You booked")
@@ -443,10 +448,10 @@ impl Message {
                     subject_zh.to_string(),
                     subject_en.to_string(),
                     format!(
-                        "{lead_zh} {slot}（北京时间）在区行政服务中心 {counter} 办理「{mz}」。预约号 {n}。\n请携带营业执照和办理所需材料，按时到窗口签到；开始前 2 小时内不能取消或改期，未签到将记为爽约。\n日历文件（.ics）：在企业专属网页下载，或 GET {calendar_path}"
+                        "{lead_zh} {slot}（北京时间）在区行政服务中心 {counter} 办理「{mz}」。预约号 {n}。\n请携带营业执照和办理所需材料，按时到窗口签到；开始前 {cutoff_zh}内不能取消或改期，未签到将记为爽约。\n日历文件（.ics）：在企业专属网页下载，或 GET {calendar_path}"
                     ),
                     format!(
-                        "{lead_en} {slot} (Beijing time) at {counter} of the district service centre for \"{me}\". Appointment {n}.\nBring your business licence and the materials the matter needs and check in at the counter on time; shortly before the slot it can no longer be cancelled or moved, and a booking not checked in counts as a no-show.\nCalendar file (.ics): download it in the enterprise portal, or GET {calendar_path}"
+                        "{lead_en} {slot} (Beijing time) at {counter} of the district service centre for \"{me}\". Appointment {n}.\nBring your business licence and the materials the matter needs and check in at the counter on time; within {cutoff_en} of the slot it can no longer be cancelled or moved, and a booking not checked in counts as a no-show.\nCalendar file (.ics): download it in the enterprise portal, or GET {calendar_path}"
                     ),
                 )
             }
@@ -460,6 +465,23 @@ impl Message {
     }
 }
 
+/// The cancellation cutoff in words: whole hours as hours, else minutes.
+fn cutoff_text(minutes: u32) -> (String, String) {
+    match minutes {
+        m if m >= 60 && m % 60 == 0 => {
+            let h = m / 60;
+            (
+                format!("{h} 小时"),
+                format!("{h} hour{}", if h == 1 { "" } else { "s" }),
+            )
+        }
+        m => (
+            format!("{m} 分钟"),
+            format!("{m} minute{}", if m == 1 { "" } else { "s" }),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,6 +492,35 @@ mod tests {
             matter_zh: "企业设立登记".into(),
             matter_en: "Business establishment registration".into(),
         }
+    }
+
+    /// The appointment mails tell the cutoff the hall is configured with.
+    #[test]
+    fn appointment_mails_tell_the_configured_cutoff() {
+        let mail = |cutoff_minutes| {
+            Message::Appointment {
+                stage: AppointmentStage::Booked,
+                counter: "A01".into(),
+                slot: "2026-12-01 09:00–09:30".into(),
+                calendar_path: "/api/v1/appointments/x/calendar".into(),
+                cutoff_minutes,
+            }
+            .render(&about())
+            .1
+        };
+        let two_hours = mail(120);
+        assert!(
+            two_hours.contains("开始前 2 小时内不能取消或改期"),
+            "{two_hours}"
+        );
+        assert!(
+            two_hours.contains("within 2 hours of the slot"),
+            "{two_hours}"
+        );
+        let ninety = mail(90);
+        assert!(ninety.contains("开始前 90 分钟内"), "{ninety}");
+        assert!(ninety.contains("within 90 minutes of the slot"), "{ninety}");
+        assert!(mail(60).contains("within 1 hour of the slot"));
     }
 
     #[test]

@@ -717,6 +717,7 @@ pub async fn book(
     };
     let claim = key.map(|key| Claim { key, body_sha256 });
     let (shared_catalog, shared_hall) = (catalog.clone(), hall.clone());
+    let cutoff_minutes = settings.cutoff_minutes;
     let outcome = db
         .run(move |conn| {
             let compose = |row: &AppointmentRow| {
@@ -728,6 +729,7 @@ pub async fn book(
                         &shared_catalog,
                         &shared_hall,
                         zone,
+                        cutoff_minutes,
                     )],
                 )
             };
@@ -1154,6 +1156,7 @@ pub async fn reschedule(
         weekly_limit: settings.weekly_limit as i32,
     };
     let (shared_catalog, shared_hall) = (catalog.clone(), hall.clone());
+    let cutoff_minutes = settings.cutoff_minutes;
     let actor = principal.clone();
     let outcome = db
         .run(move |conn| {
@@ -1172,6 +1175,7 @@ pub async fn reschedule(
                         &shared_catalog,
                         &shared_hall,
                         zone,
+                        cutoff_minutes,
                     )],
                 )
             };

@@ -314,6 +314,7 @@ mod tests {
             counter: "A01".into(),
             slot: "2026-12-01 09:00–09:30".into(),
             calendar_path: "/api/v1/appointments/x/calendar".into(),
+            cutoff_minutes: 120,
         }
     }
 

@@ -1057,8 +1057,10 @@ async fn no_shows_and_reminders_exactly_once(app: &TestApp) {
                 let (catalog, hall) = (&catalog, &hall);
                 scope.spawn(move || {
                     let mut conn = connect(app);
-                    mashangban::db::appointments::work(&mut conn, catalog, hall, Shanghai, now, 100)
-                        .unwrap()
+                    mashangban::db::appointments::work(
+                        &mut conn, catalog, hall, Shanghai, 120, now, 100,
+                    )
+                    .unwrap()
                 })
             })
             .collect();
@@ -1070,7 +1072,8 @@ async fn no_shows_and_reminders_exactly_once(app: &TestApp) {
     // Once more: nothing left to do.
     let mut conn = connect(app);
     assert_eq!(
-        mashangban::db::appointments::work(&mut conn, &catalog, &hall, Shanghai, now, 100).unwrap(),
+        mashangban::db::appointments::work(&mut conn, &catalog, &hall, Shanghai, 120, now, 100)
+            .unwrap(),
         (0, 0)
     );
     let monday_now: Value = read(app, &token, &id(&monday)).await.json().await.unwrap();
