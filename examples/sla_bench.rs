@@ -1027,8 +1027,9 @@ fn queries(conn: &mut DbConnection, calendar: &Calendar, repetitions: usize) -> 
             &format!("breaches ({label}, first page, with total)"),
             repetitions,
             |conn| {
-                let (rows, total) = sla::breaches(conn, &filters, None, PAGE)?;
-                Ok((rows.len(), total))
+                let (rows, total) =
+                    sla::breaches(conn, &filters, None, PAGE, mashangban::db::TOTAL_CAP)?;
+                Ok((rows.len(), total.count))
             },
             &query,
         )?;
@@ -1065,8 +1066,16 @@ fn queries(conn: &mut DbConnection, calendar: &Calendar, repetitions: usize) -> 
                 &format!("at-risk PT2H ({label}, at {moment}, first page, with total)"),
                 repetitions,
                 |conn| {
-                    let (rows, total) = sla::at_risk(conn, &filters, from, until, None, PAGE)?;
-                    Ok((rows.len(), total))
+                    let (rows, total) = sla::at_risk(
+                        conn,
+                        &filters,
+                        from,
+                        until,
+                        None,
+                        PAGE,
+                        mashangban::db::TOTAL_CAP,
+                    )?;
+                    Ok((rows.len(), total.count))
                 },
                 &query,
             )?;

@@ -274,7 +274,7 @@ pub fn breach_table(body: &Value, width: u16) -> String {
     out.push_str(&format!(
         "{} of {} breach{} (times are Shanghai time)\n",
         items.len(),
-        text(body, "total"),
+        total(body),
         if body["total"].as_i64() == Some(1) {
             ""
         } else {
@@ -344,7 +344,7 @@ pub fn at_risk_table(body: &Value, width: u16) -> String {
     out.push_str(&format!(
         "{} of {} clock{} due within {within} (times are Shanghai time)\n",
         items.len(),
-        text(body, "total"),
+        total(body),
         if body["total"].as_i64() == Some(1) {
             ""
         } else {
@@ -429,6 +429,15 @@ pub fn stats_table(body: &Value, width: u16) -> String {
     out.push_str(&table.render(width));
     out.push_str("Handling times (median, 95th percentile) and lost time are working minutes.\n");
     out
+}
+
+/// A list's total as the server counted it: "more than 1000" when the count stopped at its cap.
+fn total(body: &Value) -> String {
+    if body["total_capped"].as_bool() == Some(true) {
+        format!("more than {}", text(body, "total"))
+    } else {
+        text(body, "total")
+    }
 }
 
 #[cfg(test)]
@@ -544,5 +553,15 @@ mod tests {
         let text = stats_table(&stats, 80);
         fits(&text);
         assert!(text.contains("statutory_joint clocks, unit service-center\n"));
+    }
+
+    #[test]
+    fn a_capped_total_reads_more_than() {
+        assert_eq!(
+            total(&json!({"total": 1000, "total_capped": true})),
+            "more than 1000"
+        );
+        assert_eq!(total(&json!({"total": 3, "total_capped": false})), "3");
+        assert_eq!(total(&json!({"total": 3})), "3");
     }
 }

@@ -400,18 +400,29 @@ pub fn hot_lists(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec
         (
             "at-risk (PT2H): district",
             Box::new(move |conn| {
-                sla::at_risk(conn, &Default::default(), now, until, None, 20).map(drop)
+                sla::at_risk(
+                    conn,
+                    &Default::default(),
+                    now,
+                    until,
+                    None,
+                    20,
+                    super::TOTAL_CAP,
+                )
+                .map(drop)
             }),
         ),
         (
             "at-risk (PT2H): a supervisor of tax",
             Box::new(move |conn| {
-                sla::at_risk(conn, &unit_clocks(), now, until, None, 20).map(drop)
+                sla::at_risk(conn, &unit_clocks(), now, until, None, 20, super::TOTAL_CAP).map(drop)
             }),
         ),
         (
             "breaches: district",
-            Box::new(|conn| sla::breaches(conn, &Default::default(), None, 20).map(drop)),
+            Box::new(|conn| {
+                sla::breaches(conn, &Default::default(), None, 20, super::TOTAL_CAP).map(drop)
+            }),
         ),
         (
             "breaches: a supervisor of tax",
@@ -420,7 +431,7 @@ pub fn hot_lists(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec
                     clocks: unit_clocks(),
                     ..Default::default()
                 };
-                sla::breaches(conn, &filters, None, 20).map(drop)
+                sla::breaches(conn, &filters, None, 20, super::TOTAL_CAP).map(drop)
             }),
         ),
         (

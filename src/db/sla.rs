@@ -151,14 +151,15 @@ fn breach_query<'a>(f: &'a BreachFilters) -> clocks::BoxedQuery<'a, Backend> {
 }
 
 /// Breached clocks (`breached_at` set), newest breach first, after `after`, at most `limit`;
-/// and how many match the filters in all.
+/// and how many match the filters in all, counted up to `cap` ([`super::count_up_to`]).
 pub fn breaches(
     conn: &mut DbConnection,
     filters: &BreachFilters,
     after: Option<&After>,
     limit: i64,
-) -> QueryResult<(Vec<Listed>, i64)> {
-    let total: i64 = breach_query(filters).count().get_result(conn)?;
+    cap: i64,
+) -> QueryResult<(Vec<Listed>, super::Total)> {
+    let total = super::count_up_to(conn, breach_query(filters).select(clocks::id), cap)?;
     let mut page = breach_query(filters);
     if let Some(after) = after {
         // The first term bounds the index range, so the scan starts at the cursor.
@@ -189,7 +190,7 @@ fn at_risk_query<'a>(
 }
 
 /// Open running clocks due from `now` to `until` (both included), soonest due first, after
-/// `after`, at most `limit`; and how many there are in all.
+/// `after`, at most `limit`; and how many there are in all, counted up to `cap`.
 pub fn at_risk(
     conn: &mut DbConnection,
     filters: &ClockFilters,
@@ -197,10 +198,13 @@ pub fn at_risk(
     until: NaiveDateTime,
     after: Option<&After>,
     limit: i64,
-) -> QueryResult<(Vec<Listed>, i64)> {
-    let total: i64 = at_risk_query(filters, now, until)
-        .count()
-        .get_result(conn)?;
+    cap: i64,
+) -> QueryResult<(Vec<Listed>, super::Total)> {
+    let total = super::count_up_to(
+        conn,
+        at_risk_query(filters, now, until).select(clocks::id),
+        cap,
+    )?;
     let mut page = at_risk_query(filters, now, until);
     if let Some(after) = after {
         page = page.filter(clocks::due_at.ge(after.at)).filter(

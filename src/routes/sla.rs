@@ -13,12 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{Actor, Principal, Role};
-use crate::db::Database;
 use crate::db::calendars::Calendars;
 use crate::db::sla::{
     self, After, BreachFilters, ClockFilters, Figures, GroupBy, Listed, StatsQuery,
 };
 use crate::db::tickets;
+use crate::db::{Database, TOTAL_CAP};
 use crate::domain::UnitCode;
 use crate::domain::calendar::Calendar;
 use crate::domain::request::{ClockKind, ClockState};
@@ -88,8 +88,12 @@ pub struct BreachView {
 pub struct BreachPage {
     /// Newest breach first.
     pub items: Vec<BreachView>,
-    /// How many breaches match the filters in all.
+    /// How many breaches match the filters in all: exact while `total_capped` is false; else
+    /// more than `total` (1,000) match and the count stopped there.
     pub total: i64,
+    /// More breaches match than `total`: the count stops at 1,000 so that a page never counts
+    /// every breach ever kept.
+    pub total_capped: bool,
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -133,8 +137,11 @@ pub struct AtRiskPage {
     pub now: DateTime<Utc>,
     /// Least remaining time first.
     pub items: Vec<AtRiskView>,
-    /// How many clocks fall due within the window in all.
+    /// How many clocks fall due within the window in all: exact while `total_capped` is false;
+    /// else more than `total` (1,000).
     pub total: i64,
+    /// More clocks fall due than `total`: the count stops at 1,000.
+    pub total_capped: bool,
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -707,7 +714,17 @@ pub async fn breaches(
     };
     let now = Utc::now().trunc_subsecs(6).naive_utc();
     let (rows, total) = db
-        .run(move |conn| Ok(sla::breaches(conn, &filters, after.as_ref(), page_size)?))
+        .run(move |conn| {
+            // The CSV export says its exact total in `X-Total-Count`; a page counts up to the cap.
+            let cap = if as_csv { i64::MAX - 1 } else { TOTAL_CAP };
+            Ok(sla::breaches(
+                conn,
+                &filters,
+                after.as_ref(),
+                page_size,
+                cap,
+            )?)
+        })
         .await?;
     let next_cursor = (rows.len() as i64 == page_size)
         .then(|| rows.last())
@@ -723,7 +740,7 @@ pub async fn breaches(
         response
             .content_type(TEXT_CSV)
             .insert_header((header::VARY, "Accept"))
-            .insert_header((TOTAL_COUNT, total.to_string()))
+            .insert_header((TOTAL_COUNT, total.count.to_string()))
             .insert_header((
                 header::CONTENT_DISPOSITION,
                 "attachment; filename=\"breaches.csv\"",
@@ -740,7 +757,8 @@ pub async fn breaches(
         .insert_header((header::VARY, "Accept"))
         .json(BreachPage {
             items,
-            total,
+            total: total.count,
+            total_capped: total.capped,
             next_cursor,
         }))
 }
@@ -802,6 +820,7 @@ pub async fn at_risk(
                 until,
                 after.as_ref(),
                 page_size,
+                TOTAL_CAP,
             )?)
         })
         .await?;
@@ -834,7 +853,8 @@ pub async fn at_risk(
         within: within_text,
         now: utc(now),
         items,
-        total,
+        total: total.count,
+        total_capped: total.capped,
         next_cursor,
     }))
 }
