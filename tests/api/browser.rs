@@ -22,20 +22,7 @@ async fn the_docs_ui_works_under_its_content_security_policy() {
     let shots = tempfile::tempdir().unwrap();
     let shot = shots.path().join("docs.png");
     let shot_arg = shot.to_string_lossy().into_owned();
-    let output = actix_web::rt::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args([script, &base, &shot_arg])
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the docs UI failed in the browser\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
+    let stdout = crate::helpers::run_python(script, vec![base, shot_arg]).await;
     assert!(stdout.starts_with("OK:"), "{stdout}");
     // The browser drew something: a PNG screenshot of the page.
     let png = std::fs::read(&shot).unwrap();

@@ -916,16 +916,7 @@ async fn the_counter_works_with_numbers_prefixes_and_tickets(app: &TestApp) {
     let body = matter_body("market.ip-dispute");
     let mut ids = Vec::new();
     for _ in 0..2 {
-        let response = app
-            .client
-            .post(app.url("/api/v1/requests"))
-            .bearer_auth(app.enterprise_token())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        let created: Value = response.json().await.unwrap();
+        let created = crate::helpers::submit(app, &body).await;
         ids.push((
             created["id"].as_str().unwrap().to_string(),
             created["number"].as_str().unwrap().to_string(),
@@ -1210,16 +1201,7 @@ async fn every_table_fits_an_80_column_terminal(app: &TestApp) {
     body["applicant"]["name"] = json!("上海市普陀区马上办智能科技发展有限公司第一分公司");
     let mut requests = Vec::new();
     for _ in 0..3 {
-        let response = app
-            .client
-            .post(app.url("/api/v1/requests"))
-            .bearer_auth(app.enterprise_token())
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        let created: Value = response.json().await.unwrap();
+        let created = crate::helpers::submit(app, &body).await;
         requests.push((
             created["id"].as_str().unwrap().to_string(),
             created["number"].as_str().unwrap().to_string(),

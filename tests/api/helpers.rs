@@ -350,3 +350,25 @@ pub async fn act_ok(app: &TestApp, token: &str, id: &str, body: Value) -> Value 
     assert_eq!(status, 200, "{body}: {json}");
     json
 }
+
+/// Runs `python3 SCRIPT ARGS…` (a script of the tests' own, talking to a live server) on the
+/// blocking pool; asserts it exited 0 and printed `OK`, and answers what it printed.
+pub async fn run_python(script: &'static str, args: Vec<String>) -> String {
+    let output = actix_web::rt::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .args(&args)
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "{script} failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(stdout.contains("OK"), "{stdout}");
+    stdout
+}

@@ -944,21 +944,7 @@ async fn a_third_party_georeport_client_works() {
     );
     let app = crate::helpers::spawn_sqlite().await;
     let base = app.url(BASE);
-    let output = actix_web::rt::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args([script, &base, OPEN311_KEY_A])
-            .output()
-            .expect("python3 runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "third-party client failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
-    );
-    assert!(stdout.contains("OK"), "{stdout}");
+    crate::helpers::run_python(script, vec![base, OPEN311_KEY_A.to_string()]).await;
     // What it submitted is there for the enterprise.
     let page = rest_requests(&app, &app.enterprise_token()).await;
     assert_eq!(page["total"], 1, "{page}");
