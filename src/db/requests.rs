@@ -487,8 +487,12 @@ fn attempt(
 /// intake (the background sweep); how many.
 pub fn sweep_idempotency_keys(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<usize> {
     let cutoff = now - IDEMPOTENCY_RETENTION;
-    diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff)))
-        .execute(conn)
+    // A write transaction, so that on SQLite the sweep queues with intake behind the
+    // process's writer lock instead of racing it on SQLite's busy timeout.
+    write_transaction(conn, |conn| {
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(cutoff)))
+            .execute(conn)
+    })
 }
 
 /// The next number of `day` (`YYYYMMDD`): `PT<day>-<6 digits>`.

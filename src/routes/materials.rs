@@ -144,7 +144,6 @@ fn matters_of<'a>(catalog: &'a Catalog, record: &RequestRecord) -> (RequestKind,
     responses(
         (status = 200, description = "Supplied; the request as it is now", body = crate::routes::requests::RequestView,
          headers(("ETag" = String, description = "The new revision"))),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`not_lead_unit`: a co-unit's clerk at the window; `forbidden`: a supervisor or \
                                       administrator at the window; online, an official without a live 帮办 grant: \
                                       `authorization_required`, `authorization_revoked`, `authorization_expired`, \
@@ -155,12 +154,11 @@ fn matters_of<'a>(catalog: &'a Catalog, record: &RequestRecord) -> (RequestKind,
                                       `action_not_allowed`: the request is closed (`state`)",
          body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Someone else changed the request first", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A member is wrong (unknown material code, SHA-256, size, name), or \
                                       `received_at_window` does not fit the caller", body = Problem,
          content_type = "application/problem+json"),
         (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]

@@ -721,16 +721,14 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         (status = 201, description = "Created and routed (or the replay of the first answer)", body = RequestView,
          headers(("Location" = String, description = "The new request"), ("ETag" = String, description = "Revision"),
                  ("Idempotent-Replayed" = String, description = "`true` on a replay"))),
-        (status = 400, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: an administrator, an official without `on_behalf_of`, a supervisor filing a walk-in; \
                                       `not_lead_unit`: a walk-in filed by a clerk of another unit than the lead (`lead_unit`); \
                                       `authorization_required` / `authorization_revoked` / `authorization_expired` / \
                                       `authorization_not_started` / `authorization_out_of_scope`: a filing without a live 帮办 grant",
          body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, each named (including `/on_behalf_of/...`, and `/on_behalf_of` sent by an enterprise); or an idempotency key reused with another body",
          body = Problem, content_type = "application/problem+json"),
+        crate::routes::JsonBodyFailures,
         crate::routes::AuthFailures
     )
 )]
