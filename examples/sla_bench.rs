@@ -76,6 +76,7 @@ use mashangban::domain::calendar::Calendar;
 use mashangban::domain::catalog::Target;
 use mashangban::domain::clock::{Clock, Rules};
 use mashangban::domain::request::{ClockKind, ClockState, RequestKind};
+use mashangban::domain::uscc::Uscc;
 use mashangban::domain::{Catalog, Channel, routing};
 use mashangban::http::Metrics;
 
@@ -580,7 +581,9 @@ fn request(
     rows.requests.push(SeedRequest {
         id,
         number,
-        uscc: format!("91310107MA{enterprise:08}"),
+        uscc: Uscc::completing(&format!("91310107MA{enterprise:07}"))
+            .expect("17 characters of the alphabet")
+            .to_string(),
         applicant_name: format!("上海示例企业{enterprise}有限公司"),
         kind: "matter".into(),
         code: plan.code.clone(),

@@ -598,7 +598,8 @@ diesel::table! {
 
 diesel::table! {
     /// The statistics' rollup of stopped clocks: one row per Shanghai day of `stopped_at`,
-    /// unit, matter and kind (`migrations/*/2026-12-05-000016_sla_rollups`).
+    /// unit, matter and kind (`migrations/*/2026-12-05-000016_sla_rollups`, handling times
+    /// since `2026-12-07-000020_rollup_histograms`).
     clock_rollups (day, unit, matter, kind) {
         /// Shanghai calendar day of `stopped_at`, `YYYY-MM-DD`.
         day -> Text,
@@ -618,24 +619,34 @@ diesel::table! {
         cancelled -> BigInt,
         /// Sum of their `lost_minutes`.
         lost_minutes -> BigInt,
+        /// Their handling times (`domain::handling_time`: `minutes:clocks` pairs).
+        worked -> Text,
     }
 }
 
 diesel::table! {
-    /// Handling times of stopped clocks as a histogram, per day, unit, matter and kind.
-    clock_worked (day, unit, matter, kind, worked_minutes) {
-        /// Shanghai calendar day of `stopped_at`, `YYYY-MM-DD`.
-        day -> Text,
+    /// The same as `clock_rollups`, per Shanghai calendar month (`YYYY-MM`).
+    clock_rollup_months (month, unit, matter, kind) {
+        /// Shanghai calendar month of `stopped_at`, `YYYY-MM`.
+        month -> Text,
         /// The unit the clocks count against.
         unit -> Text,
         /// Matter or bundle code.
         matter -> Text,
         /// Clock kind.
         kind -> Text,
-        /// A handling time (working minutes).
-        worked_minutes -> BigInt,
-        /// How many clocks stopped that day with it.
-        clocks -> BigInt,
+        /// Clocks stopped that month.
+        counted -> BigInt,
+        /// Of them, met (state `met`, no breach time).
+        met -> BigInt,
+        /// Of them, with a breach time.
+        breached -> BigInt,
+        /// The rest (cancelled).
+        cancelled -> BigInt,
+        /// Sum of their `lost_minutes`.
+        lost_minutes -> BigInt,
+        /// Their handling times (`domain::handling_time`: `minutes:clocks` pairs).
+        worked -> Text,
     }
 }
 
@@ -644,6 +655,22 @@ diesel::table! {
     rating_rollups (day, unit, matter, level) {
         /// Shanghai calendar day of `created_at`, `YYYY-MM-DD`.
         day -> Text,
+        /// The unit rated.
+        unit -> Text,
+        /// Matter or bundle code.
+        matter -> Text,
+        /// 1 to 5.
+        level -> Integer,
+        /// How many.
+        ratings -> BigInt,
+    }
+}
+
+diesel::table! {
+    /// Ratings per Shanghai calendar month (`YYYY-MM`), rated unit, matter and level.
+    rating_rollup_months (month, unit, matter, level) {
+        /// Shanghai calendar month of `created_at`, `YYYY-MM`.
+        month -> Text,
         /// The unit rated.
         unit -> Text,
         /// Matter or bundle code.
@@ -677,6 +704,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     assisted_acts,
     tickets,
     clock_rollups,
-    clock_worked,
+    clock_rollup_months,
     rating_rollups,
+    rating_rollup_months,
 );

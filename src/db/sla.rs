@@ -18,13 +18,17 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, Months, NaiveDate, NaiveDateTime};
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Integer, Text};
 
-use super::schema::{clock_rollups, clock_worked, clocks, rating_rollups, ratings, requests};
+use super::schema::{
+    clock_rollup_months, clock_rollups, clocks, rating_rollup_months, rating_rollups, ratings,
+    requests,
+};
 use super::{DbConnection, rollups};
+use crate::domain::handling_time::Histogram;
 use crate::domain::request::ClockKind;
 
 type Backend = <DbConnection as Connection>::Backend;
@@ -380,7 +384,8 @@ struct Outcome {
 }
 
 /// Counts kept while reading one group's clocks and rollups. Handling times are kept as a
-/// histogram (minutes → clocks), so memory grows with the distinct values, not the clocks.
+/// histogram of bucketed values (`domain::handling_time`), so memory is bounded whatever the
+/// number of clocks.
 #[derive(Debug, Default)]
 struct Tally {
     counted: i64,
@@ -388,7 +393,7 @@ struct Tally {
     breached: i64,
     open_overdue: i64,
     lost_minutes: i64,
-    worked: BTreeMap<i64, i64>,
+    worked: Histogram,
 }
 
 impl Tally {
@@ -407,16 +412,19 @@ impl Tally {
             self.met += 1;
         }
         if let Some(minutes) = clock.worked_minutes {
-            *self.worked.entry(minutes).or_default() += 1;
+            self.worked.add(minutes, 1);
         }
     }
 
-    /// Adds the sums of rollup rows of stopped clocks.
-    fn add_stopped(&mut self, sums: &StoppedSums) {
-        self.counted += sums.counted;
-        self.met += sums.met;
-        self.breached += sums.breached;
-        self.lost_minutes += sums.lost_minutes;
+    /// Adds a rollup row of stopped clocks (a day's or a month's).
+    fn add_stopped(&mut self, row: &StoppedRow) -> QueryResult<()> {
+        self.counted += row.counted;
+        self.met += row.met;
+        self.breached += row.breached;
+        self.lost_minutes += row.lost_minutes;
+        self.worked
+            .add_text(&row.worked)
+            .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))
     }
 
     fn merge(&mut self, other: &Tally) {
@@ -425,9 +433,7 @@ impl Tally {
         self.breached += other.breached;
         self.open_overdue += other.open_overdue;
         self.lost_minutes += other.lost_minutes;
-        for (&minutes, &clocks) in &other.worked {
-            *self.worked.entry(minutes).or_default() += clocks;
-        }
+        self.worked.merge(&other.worked);
     }
 
     fn figures(&self) -> Figures {
@@ -439,8 +445,8 @@ impl Tally {
             open_overdue: self.open_overdue,
             cancelled: self.counted - self.met - self.breached,
             on_time_rate: (decided > 0).then(|| self.met as f64 / decided as f64),
-            median_worked_minutes: histogram_percentile(&self.worked, 50),
-            p95_worked_minutes: histogram_percentile(&self.worked, 95),
+            median_worked_minutes: self.worked.percentile(50),
+            p95_worked_minutes: self.worked.percentile(95),
             lost_minutes: self.lost_minutes,
             satisfaction: Satisfaction::default(),
         }
@@ -457,31 +463,15 @@ pub fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
     sorted.get(rank - 1).copied()
 }
 
-/// [`percentile`] of the values a histogram (value → how many times) holds.
-pub fn histogram_percentile(histogram: &BTreeMap<i64, i64>, p: usize) -> Option<i64> {
-    let n: u64 = histogram.values().map(|&c| c.max(0) as u64).sum();
-    if n == 0 {
-        return None;
-    }
-    let rank = (p as u64 * n).div_ceil(100).max(1);
-    let mut seen = 0;
-    for (&value, &count) in histogram {
-        seen += count.max(0) as u64;
-        if seen >= rank {
-            return Some(value);
-        }
-    }
-    None
-}
-
-/// One group's sums over rollup rows of stopped clocks.
+/// One rollup row of stopped clocks (a day's or a month's), keyed by its group.
 #[derive(Debug, Queryable)]
-struct StoppedSums {
+struct StoppedRow {
     key: String,
     counted: i64,
     met: i64,
     breached: i64,
     lost_minutes: i64,
+    worked: String,
 }
 
 /// The column a statistics group is keyed by, as SQL (one of two fixed names, never input).
@@ -497,8 +487,111 @@ fn sum(column: &str) -> diesel::expression::SqlLiteral<BigInt> {
     sql::<BigInt>(&format!("CAST(SUM({column}) AS BIGINT)"))
 }
 
-/// Adds the whole Shanghai days `[first, end)` from the rollups: per group, one row of sums,
-/// one row per distinct handling time, one row per rating level.
+/// A filter on a rollup table, built up by parts.
+type Condition<T> = Box<dyn BoxableExpression<T, Backend, SqlType = Bool>>;
+
+/// A stretch of whole Shanghai days read from the rollups: whole calendar months from the
+/// month rollups, the days before and after them from the day rollups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Spans {
+    /// Day keys: `[first, end)` ranges of `YYYY-MM-DD`.
+    days: Vec<(String, String)>,
+    /// Month keys: a `[first, end)` range of `YYYY-MM`, if any month is whole.
+    months: Option<(String, String)>,
+}
+
+/// The first day of the month after `day`'s.
+fn next_month(day: NaiveDate) -> NaiveDate {
+    let first = day.with_day(1).unwrap_or(day);
+    first
+        .checked_add_months(Months::new(1))
+        .unwrap_or(NaiveDate::MAX)
+}
+
+/// Splits the whole days `[first, end)` into the whole months inside and the days around them.
+fn spans(first: NaiveDate, end: NaiveDate) -> Spans {
+    let month_start = if first.day() == 1 {
+        first
+    } else {
+        next_month(first)
+    };
+    let mut month_end = month_start;
+    while next_month(month_end) <= end {
+        month_end = next_month(month_end);
+    }
+    if month_end == month_start || month_start >= end {
+        return Spans {
+            days: vec![(rollups::day_key(first), rollups::day_key(end))],
+            months: None,
+        };
+    }
+    let days = [(first, month_start), (month_end, end)]
+        .into_iter()
+        .filter(|(a, b)| a < b)
+        .map(|(a, b)| (rollups::day_key(a), rollups::day_key(b)))
+        .collect();
+    Spans {
+        days,
+        months: Some((
+            rollups::month_key(month_start),
+            rollups::month_key(month_end),
+        )),
+    }
+}
+
+/// Loads the rollup rows of stopped clocks of `$table` whose `$period` is in `[$from, $to)`,
+/// in the scope of `$query` (unit, kind), keyed by its grouping.
+macro_rules! stopped_rows {
+    ($conn:expr, $table:ident, $period:ident, $query:expr, ($from:expr, $to:expr)) => {{
+        let query: &StatsQuery = $query;
+        let mut rows = $table::table
+            .filter($table::$period.ge($from))
+            .filter($table::$period.lt($to))
+            .into_boxed();
+        if let Some(unit) = &query.unit {
+            rows = rows.filter($table::unit.eq(unit.clone()));
+        }
+        rows = match &query.kind {
+            Some(kind) => rows.filter($table::kind.eq(kind.clone())),
+            None => rows.filter($table::kind.ne(ClockKind::Material.as_str())),
+        };
+        rows.select((
+            sql::<Text>(key_column(query.group_by)),
+            $table::counted,
+            $table::met,
+            $table::breached,
+            $table::lost_minutes,
+            $table::worked,
+        ))
+        .load::<StoppedRow>($conn)
+    }};
+}
+
+/// Loads the ratings of `$table` whose `$period` is in `[$from, $to)`, summed per group and
+/// level, in the scope of `$query` (unit).
+macro_rules! rated_rows {
+    ($conn:expr, $table:ident, $period:ident, $query:expr, ($from:expr, $to:expr)) => {{
+        let query: &StatsQuery = $query;
+        let key = key_column(query.group_by);
+        let mut rows: Condition<$table::table> = Box::new(
+            $table::$period
+                .ge($from.clone())
+                .and($table::$period.lt($to.clone())),
+        );
+        if let Some(unit) = &query.unit {
+            rows = Box::new(rows.and($table::unit.eq(unit.clone())));
+        }
+        $table::table
+            .filter(rows)
+            .group_by((sql::<Text>(key), sql::<Integer>("level")))
+            .select((sql::<Text>(key), sql::<Integer>("level"), sum("ratings")))
+            .load::<(String, i32, i64)>($conn)
+    }};
+}
+
+/// Adds the whole Shanghai days `[first, end)` from the rollups: the whole calendar months
+/// from the month rows, the other days from the day rows; each row of stopped clocks read as
+/// it is (its handling times are merged here), the ratings summed by the database.
 fn add_whole_days(
     conn: &mut DbConnection,
     query: &StatsQuery,
@@ -506,85 +599,35 @@ fn add_whole_days(
     tallies: &mut BTreeMap<String, Tally>,
     levels: &mut BTreeMap<String, Levels>,
 ) -> QueryResult<()> {
-    let (first, end) = (rollups::day_key(first), rollups::day_key(end));
-    let key = key_column(query.group_by);
-    let material = ClockKind::Material.as_str();
-
-    type Condition<T> = Box<dyn BoxableExpression<T, Backend, SqlType = Bool>>;
-
-    let mut stopped: Condition<clock_rollups::table> = Box::new(
-        clock_rollups::day
-            .ge(first.clone())
-            .and(clock_rollups::day.lt(end.clone())),
-    );
-    if let Some(unit) = &query.unit {
-        stopped = Box::new(stopped.and(clock_rollups::unit.eq(unit.clone())));
+    let spans = spans(first, end);
+    let mut stopped = Vec::new();
+    let mut rated = Vec::new();
+    for (from, to) in &spans.days {
+        stopped.extend(stopped_rows!(conn, clock_rollups, day, query, (from, to))?);
+        rated.extend(rated_rows!(conn, rating_rollups, day, query, (from, to))?);
     }
-    stopped = match &query.kind {
-        Some(kind) => Box::new(stopped.and(clock_rollups::kind.eq(kind.clone()))),
-        None => Box::new(stopped.and(clock_rollups::kind.ne(material))),
-    };
-    let sums: Vec<StoppedSums> = clock_rollups::table
-        .filter(stopped)
-        .group_by(sql::<Text>(key))
-        .select((
-            sql::<Text>(key),
-            sum("counted"),
-            sum("met"),
-            sum("breached"),
-            sum("lost_minutes"),
-        ))
-        .load(conn)?;
-    for group in &sums {
+    if let Some((from, to)) = &spans.months {
+        stopped.extend(stopped_rows!(
+            conn,
+            clock_rollup_months,
+            month,
+            query,
+            (from, to)
+        )?);
+        rated.extend(rated_rows!(
+            conn,
+            rating_rollup_months,
+            month,
+            query,
+            (from, to)
+        )?);
+    }
+    for row in &stopped {
         tallies
-            .entry(group.key.clone())
+            .entry(row.key.clone())
             .or_default()
-            .add_stopped(group);
+            .add_stopped(row)?;
     }
-
-    let mut worked: Condition<clock_worked::table> = Box::new(
-        clock_worked::day
-            .ge(first.clone())
-            .and(clock_worked::day.lt(end.clone())),
-    );
-    if let Some(unit) = &query.unit {
-        worked = Box::new(worked.and(clock_worked::unit.eq(unit.clone())));
-    }
-    worked = match &query.kind {
-        Some(kind) => Box::new(worked.and(clock_worked::kind.eq(kind.clone()))),
-        None => Box::new(worked.and(clock_worked::kind.ne(material))),
-    };
-    let histogram: Vec<(String, i64, i64)> = clock_worked::table
-        .filter(worked)
-        .group_by((sql::<Text>(key), sql::<BigInt>("worked_minutes")))
-        .select((
-            sql::<Text>(key),
-            sql::<BigInt>("worked_minutes"),
-            sum("clocks"),
-        ))
-        .load(conn)?;
-    for (group, minutes, clocks) in histogram {
-        *tallies
-            .entry(group)
-            .or_default()
-            .worked
-            .entry(minutes)
-            .or_default() += clocks;
-    }
-
-    let mut rated: Condition<rating_rollups::table> = Box::new(
-        rating_rollups::day
-            .ge(first.clone())
-            .and(rating_rollups::day.lt(end.clone())),
-    );
-    if let Some(unit) = &query.unit {
-        rated = Box::new(rated.and(rating_rollups::unit.eq(unit.clone())));
-    }
-    let rated: Vec<(String, i32, i64)> = rating_rollups::table
-        .filter(rated)
-        .group_by((sql::<Text>(key), sql::<Integer>("level")))
-        .select((sql::<Text>(key), sql::<Integer>("level"), sum("ratings")))
-        .load(conn)?;
     for (group, level, ratings) in rated {
         levels.entry(group.clone()).or_default().add(level, ratings);
         tallies.entry(group).or_default();
@@ -770,20 +813,54 @@ mod tests {
             let n = (next() % 60) as usize;
             let spread = 1 + next() % 40;
             let mut values: Vec<i64> = (0..n).map(|_| (next() % spread) as i64).collect();
-            let mut histogram = BTreeMap::new();
+            let mut histogram = Histogram::default();
             for &v in &values {
-                *histogram.entry(v).or_insert(0) += 1;
+                histogram.add(v, 1); // below 64: kept exactly
             }
             values.sort_unstable();
             for p in [1, 50, 95, 99, 100] {
                 assert_eq!(
-                    histogram_percentile(&histogram, p),
+                    histogram.percentile(p),
                     percentile(&values, p),
                     "{values:?} p{p}"
                 );
             }
         }
-        assert_eq!(histogram_percentile(&BTreeMap::new(), 50), None);
+        assert_eq!(Histogram::default().percentile(50), None);
+    }
+
+    #[test]
+    fn whole_months_come_from_the_month_rollups_the_days_around_them_from_the_day_rollups() {
+        let spans_of = |first, end| spans(day(first), day(end));
+        let days = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        // No whole month inside: days only.
+        let within = spans_of("2026-10-30", "2026-11-29");
+        assert_eq!(within.days, days(&[("2026-10-30", "2026-11-29")]));
+        assert_eq!(within.months, None);
+        assert_eq!(spans_of("2026-11-02", "2026-11-30").months, None);
+        // Exactly one month.
+        let november = spans_of("2026-11-01", "2026-12-01");
+        assert!(november.days.is_empty());
+        assert_eq!(november.months, Some(("2026-11".into(), "2026-12".into())));
+        // A year: days, months, days; across the new year.
+        let year = spans_of("2025-11-29", "2026-11-29");
+        assert_eq!(
+            year.days,
+            days(&[("2025-11-29", "2025-12-01"), ("2026-11-01", "2026-11-29")])
+        );
+        assert_eq!(year.months, Some(("2025-12".into(), "2026-11".into())));
+        // Whole months from the first, days after.
+        let from_first = spans_of("2026-01-01", "2026-03-15");
+        assert_eq!(from_first.days, days(&[("2026-03-01", "2026-03-15")]));
+        assert_eq!(
+            from_first.months,
+            Some(("2026-01".into(), "2026-03".into()))
+        );
     }
 
     fn at(text: &str) -> NaiveDateTime {

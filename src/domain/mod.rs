@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod clock;
 pub mod disclosure;
+pub mod handling_time;
 pub mod intake;
 pub mod lifecycle;
 pub mod material;

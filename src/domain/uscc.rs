@@ -88,6 +88,21 @@ impl Uscc {
         Ok(Self(upper))
     }
 
+    /// The code whose first 17 characters are `body`, completed with its check character
+    /// (for generating codes: test and benchmark data).
+    pub fn completing(body: &str) -> Result<Self, UsccError> {
+        let mut code = body.trim().to_ascii_uppercase();
+        code.push('0');
+        match Self::parse(&code) {
+            Err(UsccError::Check { expected, .. }) => {
+                code.pop();
+                code.push(expected);
+                Self::parse(&code)
+            }
+            other => other,
+        }
+    }
+
     /// The code as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -117,6 +132,19 @@ impl<'de> Deserialize<'de> for Uscc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_is_completed_with_its_check_character() {
+        assert_eq!(
+            Uscc::completing("91310107MA0000004").unwrap().as_str(),
+            "91310107MA0000004M"
+        );
+        assert_eq!(
+            Uscc::completing("91350100M000100Y4").unwrap().as_str(),
+            "91350100M000100Y43"
+        );
+        assert_eq!(Uscc::completing("9135").unwrap_err(), UsccError::Length(5));
+    }
 
     #[test]
     fn accepts_published_codes() {

@@ -163,9 +163,10 @@ pub struct FiguresView {
     /// met ÷ (met + breached); null when both are 0.
     pub on_time_rate: Option<f64>,
     /// Median handling time in working minutes of the clocks stopped in the period
-    /// (nearest rank); null when none.
+    /// (nearest rank); null when none. Handling times of an hour or more are counted rounded
+    /// down to six significant binary digits (at most 3.1 % low; docs/sla.md).
     pub median_worked_minutes: Option<i64>,
-    /// 95th percentile of the same (nearest rank); null when none.
+    /// 95th percentile of the same (nearest rank, same rounding); null when none.
     pub p95_worked_minutes: Option<i64>,
     /// Working minutes lost to returns, over the counted clocks.
     pub lost_minutes: i64,

@@ -11,7 +11,9 @@ use std::process::Command;
 use chrono::{DateTime, NaiveDateTime, SubsecRound, TimeDelta, Utc};
 use diesel::prelude::*;
 use mashangban::auth::Actor;
-use mashangban::db::schema::{clock_rollups, clock_worked, clocks, rating_rollups, ratings};
+use mashangban::db::schema::{
+    clock_rollup_months, clock_rollups, clocks, rating_rollup_months, rating_rollups, ratings,
+};
 use mashangban::db::{rollups, sla, write_transaction};
 use mashangban::domain::UnitCode;
 use serde_json::Value;
@@ -22,6 +24,7 @@ use mashangban::db::ratings::{NewRating, RatingRow, rate};
 use mashangban::db::requests::ClockRow;
 use mashangban::domain::calendar::Calendar;
 use mashangban::domain::clock::{Clock, Rules};
+use mashangban::domain::handling_time;
 use mashangban::domain::lifecycle::Action;
 use mashangban::domain::request::ClockKind;
 
@@ -1401,7 +1404,8 @@ fn recomputed(all: &[ClockRow], rated: &[RatingRow], q: &sla::StatsQuery) -> sla
             } else if c.state == "met" {
                 sums.met += 1;
             }
-            sums.worked.extend(c.worked_minutes);
+            sums.worked
+                .extend(c.worked_minutes.map(handling_time::bucket));
             continue;
         }
         let unmarked_overdue = c.state == "running"
@@ -1473,9 +1477,24 @@ fn recomputed(all: &[ClockRow], rated: &[RatingRow], q: &sla::StatsQuery) -> sla
     }
 }
 
+/// A rollup row of stopped clocks: period, unit, matter, kind, counted, met, breached,
+/// cancelled, lost minutes, handling times.
+type StoppedRollup = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    String,
+);
 type RollupRows = (
-    Vec<(String, String, String, String, i64, i64, i64, i64, i64)>,
-    Vec<(String, String, String, String, i64, i64)>,
+    Vec<StoppedRollup>,
+    Vec<StoppedRollup>,
+    Vec<(String, String, String, i32, i64)>,
     Vec<(String, String, String, i32, i64)>,
 );
 
@@ -1490,13 +1509,12 @@ fn rollup_rows(conn: &mut DbConnection) -> RollupRows {
             ))
             .load(conn)
             .unwrap(),
-        clock_worked::table
+        clock_rollup_months::table
             .order((
-                clock_worked::day,
-                clock_worked::unit,
-                clock_worked::matter,
-                clock_worked::kind,
-                clock_worked::worked_minutes,
+                clock_rollup_months::month,
+                clock_rollup_months::unit,
+                clock_rollup_months::matter,
+                clock_rollup_months::kind,
             ))
             .load(conn)
             .unwrap(),
@@ -1509,15 +1527,25 @@ fn rollup_rows(conn: &mut DbConnection) -> RollupRows {
             ))
             .load(conn)
             .unwrap(),
+        rating_rollup_months::table
+            .order((
+                rating_rollup_months::month,
+                rating_rollup_months::unit,
+                rating_rollup_months::matter,
+                rating_rollup_months::level,
+            ))
+            .load(conn)
+            .unwrap(),
     )
 }
 
 /// Random histories: clocks started, marked, stopped and cancelled through the engine's own
-/// functions (so the rollups are kept by the transactions that stop them) across three weeks,
+/// functions (so the rollups are kept by the transactions that stop them) across 75 days,
 /// units, matters and kinds, stop times on and around Shanghai midnights; ratings given through
 /// `db::ratings`; some clocks left open (marked breached, overdue unmarked, not yet due). The
 /// statistics of random periods (whole days, parts of days, the +8 h boundary, any grouping,
-/// unit and kind) equal the recomputation from every row; and the migration's backfill
+/// unit and kind; whole calendar months among them) equal the recomputation from every row
+/// (handling times bucketed as `domain::handling_time` keeps them); and the migration's backfill
 /// (`rollups::rebuild` runs its SQL) fills exactly the rollups the transactions kept.
 async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
     let mut rng = Rng(0x0018_2026_1205);
@@ -1545,7 +1573,7 @@ async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
 
     let real_now = now();
     let midnight = rollups::day_start(rollups::day_of(real_now));
-    let start = midnight - TimeDelta::days(21);
+    let start = midnight - TimeDelta::days(75);
     let units = ["tax", "market", "hrss"];
     let matters = [
         "tax.registration",
@@ -1561,10 +1589,10 @@ async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
     ];
     let targets = ["PT30M", "PT4H", "2 working_days", "5 working_days"];
     let mut open = Vec::new();
-    for n in 0..260 {
+    for n in 0..400 {
         let request = rng.pick(&requests).clone();
         let kind = *rng.pick(&kinds);
-        let started = rng.instant(start, 19);
+        let started = rng.instant(start, 73);
         let mut clock = Clock::new(kind, rng.pick(&targets).parse().unwrap());
         clock.start(rules, started.and_utc()).unwrap();
         let mut row = to_row(
@@ -1593,7 +1621,7 @@ async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
             continue;
         }
         let stop_at = loop {
-            let at = rng.instant(start, 21);
+            let at = rng.instant(start, 75);
             if at > started && at < real_now {
                 break at;
             }
@@ -1636,7 +1664,7 @@ async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
             comment: String::new(),
             unit: rng.pick(&units).to_string(),
             matter: rng.pick(&matters).to_string(),
-            created_at: rng.instant(start, 21),
+            created_at: rng.instant(start, 75),
         };
         rate(
             &mut conn,
@@ -1672,12 +1700,29 @@ async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
 
     let unit_choices = [None, Some("tax"), Some("hrss")];
     let kind_choices = [None, Some("promised"), Some("material"), Some("statutory")];
-    let (mut short, mut long) = (0, 0);
-    for round in 0..80 {
-        let from = rng.instant(start - TimeDelta::days(1), 23);
-        let to = match round % 4 {
-            0 => from + TimeDelta::seconds(1 + rng.below(86_400) as i64),
-            _ => rng.instant(start, 23),
+    let (mut short, mut long, mut with_a_month) = (0, 0, 0);
+    for round in 0..100 {
+        let (from, to) = match round % 4 {
+            0 => {
+                let from = rng.instant(start - TimeDelta::days(1), 77);
+                (
+                    from,
+                    from + TimeDelta::seconds(1 + rng.below(86_400) as i64),
+                )
+            }
+            1 => {
+                // From the period's first ten days to its last ten: the whole calendar month
+                // between (75 days back from today) is read from the month rollups.
+                with_a_month += 1;
+                (
+                    rng.instant(start - TimeDelta::days(1), 10),
+                    rng.instant(start + TimeDelta::days(66), 10),
+                )
+            }
+            _ => (
+                rng.instant(start - TimeDelta::days(1), 77),
+                rng.instant(start, 77),
+            ),
         };
         if to <= from {
             continue;
@@ -1704,8 +1749,8 @@ async fn stats_from_rollups_equal_a_full_recomputation(app: &TestApp) {
         assert_eq!(got, expected, "round {round}: {query:?}");
     }
     assert!(
-        short >= 20 && long >= 20,
-        "{short} short and {long} long periods"
+        short >= 20 && long >= 20 && with_a_month >= 5,
+        "{short} short and {long} long periods, {with_a_month} with a whole month"
     );
 
     // The migration's backfill finds what the transactions counted.
@@ -1781,4 +1826,82 @@ async fn postgres_two_transactions_adding_the_same_new_rollup_row_both_count() {
         rating_rollups::table.load(&mut watcher).unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].4, 2, "{rows:?}");
+}
+
+/// The same race for a stopped clock's rows (its day's and its month's), which are read with
+/// `FOR UPDATE`, changed and written back: the second transaction's insert fails on the key
+/// when the first commits, and it reads the committed rows and adds to them. Both clocks and
+/// both handling times count.
+#[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time"
+)]
+async fn postgres_two_transactions_stopping_clocks_of_the_same_new_rollup_rows_both_count() {
+    use std::sync::mpsc::channel;
+
+    let app = crate::helpers::spawn_postgres()
+        .await
+        .expect("MASHANGBAN_TEST_DATABASE_URL is set");
+    let calendar = Calendar::builtin_shanghai();
+    let rules = Rules {
+        calendar: &calendar,
+        warn_percent: 80,
+    };
+    let stopped = |request: &str, worked: i64| {
+        let mut clock = Clock::new(ClockKind::Promised, "PT4H".parse().unwrap());
+        clock.start(rules, Utc::now()).unwrap();
+        let mut row = to_row(
+            &clock,
+            uuid::Uuid::now_v7().to_string(),
+            request.into(),
+            None,
+            "tax".into(),
+            "tax.registration".into(),
+        );
+        row.state = "met".into();
+        row.stopped_at = Some(now());
+        row.worked_minutes = Some(worked);
+        row
+    };
+    let (first_clock, second_clock) = (stopped("r-1", 30), stopped("r-2", 1000));
+    let (mut first, mut second, mut watcher) = (connect(&app), connect(&app), connect(&app));
+    let (inserted, first_inserted) = channel();
+    let (commit, may_commit) = channel::<()>();
+    let first_thread = std::thread::spawn(move || {
+        write_transaction(&mut first, |conn| {
+            rollups::count_stopped(conn, &first_clock)?;
+            inserted.send(()).unwrap();
+            may_commit.recv().unwrap();
+            diesel::QueryResult::Ok(())
+        })
+    });
+    first_inserted.recv().unwrap();
+    let second_thread = std::thread::spawn(move || {
+        write_transaction(&mut second, |conn| {
+            rollups::count_stopped(conn, &second_clock)
+        })
+    });
+    loop {
+        let waiting = diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .get_result::<Waiting>(&mut watcher)
+        .unwrap();
+        if waiting.n > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    commit.send(()).unwrap();
+    first_thread.join().unwrap().unwrap();
+    second_thread.join().unwrap().unwrap();
+    let (days, months, _, _) = rollup_rows(&mut watcher);
+    for rows in [days, months] {
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        let row = &rows[0];
+        assert_eq!((row.4, row.5), (2, 2), "{rows:?}");
+        assert_eq!(row.9, "30:1 992:1", "{rows:?}");
+    }
 }
