@@ -6,7 +6,10 @@
 # Intake (plain and with an Idempotency-Key) at c=8 and c=64 on both backends with the idle
 # and peak RSS of each server, ten starts to ready per backend, then examples/booking_bench.
 # Rate limits stay on (their counting is part of the cost) with limits no run reaches.
-# PARTS="intake" (or "start", "booking", any of them) runs only those parts.
+# PARTS="intake" (or "start", "step", "booking", any of them) runs only those parts; "step" is
+# not in the default: a lifecycle step (a tax clerk calls a submitted request, If-Match "r1")
+# at c=8 on both backends, each request called once (docs/bench/step.lua), after filling a
+# fresh database with 40 s of intake.
 set -u
 mkdir -p /tmp/bench
 PARTS=${PARTS:-"intake start booking"}
@@ -50,6 +53,23 @@ done
     echo "start $backend ms=$(( (t1-t0)/1000000 )) idle_rss_kb=$(grep VmRSS /proc/$p/status | awk '{print $2}')"
     stop
   done
+done
+# A lifecycle step at c=8: fill with intake, list the submitted requests' ids, call each once.
+[[ $PARTS == *step* ]] && for backend in sqlite postgres; do
+  d=/tmp/bench/step-$backend; rm -rf $d; mkdir -p $d
+  if [ $backend = sqlite ]; then url=sqlite://$d/b.db; else dropdb -h 127.0.0.1 -U postgres --if-exists msb_bench_t >/dev/null 2>&1; createdb -h 127.0.0.1 -U postgres msb_bench_t; url=postgres://postgres@127.0.0.1:5432/msb_bench_t; fi
+  serve $url $d
+  secret=bench-secret-0123456789abcdefghijklmnopqrstuv
+  TOKEN=$(cd $d && MASHANGBAN_DATABASE_URL=$url MASHANGBAN_JWT_SECRET=$secret $BIN token --role enterprise --uscc 91350100M000100Y43 --ttl 8h)
+  export TOKEN KEYED=0
+  wrk -t2 -c8 -d40s -s docs/bench/intake.lua http://127.0.0.1:$PORT >/dev/null 2>&1
+  q="SELECT id FROM requests WHERE status = 'submitted' ORDER BY id"
+  if [ $backend = sqlite ]; then sqlite3 $d/b.db "$q" > $d/ids; else psql -qtA -h 127.0.0.1 -U postgres -d msb_bench_t -c "$q" > $d/ids; fi
+  TOKEN=$(cd $d && MASHANGBAN_DATABASE_URL=$url MASHANGBAN_JWT_SECRET=$secret $BIN token --role clerk --unit tax --ttl 8h)
+  export TOKEN IDS=$d/ids THREADS=2
+  n=$(wc -l < $d/ids)
+  echo "step $backend c=8 requests=$n $(wrk -t2 -c8 -d15s -s docs/bench/step.lua http://127.0.0.1:$PORT 2>&1 | grep RESULT)"
+  stop
 done
 # Booking, db layer vs raw insert.
 [[ $PARTS == *booking* ]] || { echo "== uptime: $(uptime)"; exit 0; }

@@ -9,7 +9,7 @@
 //! | breaches (and their total) | `clocks_unit_breached (unit, breached_at)` with a unit, else `clocks_breached (breached_at)` |
 //! | clocks at risk, open clocks overdue but not yet marked | `clocks_open_due (due_at) WHERE stopped_at IS NULL AND state = 'running'` |
 //! | statistics: whole Shanghai days | the rollups' primary keys, day first ([`super::rollups`]) |
-//! | statistics: parts of a day at the period's ends | `clocks_stopped (stopped_at)` |
+//! | statistics: parts of a day at the period's ends | `clocks_stopped (stopped_at, …)`, covering the columns read |
 //!
 //! A planner uses a partial index only when the query's `WHERE` implies the index's, and a
 //! bound parameter (`state = $1`) implies nothing (SQLite never looks inside it; PostgreSQL

@@ -1,3 +1,5 @@
+DROP INDEX clocks_stopped;
+CREATE INDEX clocks_stopped ON clocks (stopped_at) WHERE stopped_at IS NOT NULL;
 DROP TABLE rating_rollup_months;
 DROP TABLE clock_rollup_months;
 ALTER TABLE clock_rollups DROP COLUMN worked;
