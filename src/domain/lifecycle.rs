@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::UnitCode;
+use super::actor::Actor;
 use super::assistance::{Lapse, Standing};
 use super::request::{Status, TaskRole};
-use crate::auth::Actor;
 
 /// Every step someone can take on a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]

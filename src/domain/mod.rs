@@ -1,6 +1,7 @@
 //! The rules of the service centre, as pure functions over plain data: no HTTP, no database,
 //! no clock (callers pass "now").
 
+pub mod actor;
 pub mod appointment;
 pub mod assistance;
 pub mod audit;
