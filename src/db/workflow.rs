@@ -360,12 +360,20 @@ pub struct QueueItem {
 /// Open tasks of `unit`, earliest due first (no due time last, then oldest first).
 pub fn queue(conn: &mut DbConnection, unit: UnitCode, limit: i64) -> QueryResult<Vec<QueueItem>> {
     let open: Vec<&str> = OPEN.iter().map(|s| s.as_str()).collect();
-    let rows: Vec<(TaskRow, String, String)> = tasks::table
-        .inner_join(requests_table::table)
+    // The oldest open tasks' ids first, from `tasks_unit_status_created` alone; then only those
+    // rows, with their requests. In one statement SQLite read and joined every open task of
+    // the unit before sorting them.
+    let task_ids: Vec<String> = tasks::table
         .filter(tasks::unit.eq(unit.as_str()))
         .filter(tasks::status.eq_any(&open))
         .order(tasks::created_at)
         .limit(limit)
+        .select(tasks::id)
+        .load(conn)?;
+    let rows: Vec<(TaskRow, String, String)> = tasks::table
+        .inner_join(requests_table::table)
+        .filter(tasks::id.eq_any(&task_ids))
+        .order(tasks::created_at)
         .select((
             TaskRow::as_select(),
             requests_table::number,
