@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # The issue-18 table: the lists and statistics people wait for, through HTTP, on a database
 # seeded by examples/sla_bench (1,000,000 requests), at c=1 and c=8. From the repository's
-# root after `cargo build --release --bin mashangban --example sla_bench` (needs wrk, curl):
+# root after `cargo build --release --bin mashangban --example sla_bench` (needs wrk, curl, jq):
 #   target/release/examples/sla_bench --database-url URL --same-moment 0 --repetitions 0
 #   docs/bench/million.sh URL > /tmp/bench/million-BACKEND.txt
 # Each cell: a 3-second warm-up, then REPS (default 3) runs of DUR seconds (default 10);
 # one RESULT line per run (wrk's p50/p99 over that run). After each endpoint the server's
-# VmRSS and VmHWM (peak since start) are printed next to its idle RSS.
+# VmRSS and VmHWM (peak since start) are printed next to its idle RSS. Env: ONLY="cell ..."
+# limits the cells; BIN, PORT and BENCH_DIR (the server's folder) default as below.
 set -u
 URL=$1
 REPS=${REPS:-3}
 DUR=${DUR:-10}
 ONLY=${ONLY:-}
-BIN=$(pwd)/target/release/mashangban
-PORT=18310
-D=/tmp/bench/million; mkdir -p $D
+BIN=${BIN:-$(pwd)/target/release/mashangban}
+PORT=${PORT:-18310}
+D=${BENCH_DIR:-/tmp/bench/million}; mkdir -p $D
 export MASHANGBAN_LOG_LEVEL=warn MASHANGBAN_RATE_LIMIT_ENTERPRISE=100000000 MASHANGBAN_RATE_LIMIT_OFFICIAL=100000000
 export MASHANGBAN_DATABASE_URL=$URL MASHANGBAN_JWT_SECRET=bench-secret-0123456789abcdefghijklmnopqrstuv
 echo "== $(date -u +%FT%TZ) $URL uptime: $(uptime)"
@@ -28,8 +29,11 @@ token() { (cd $D && $BIN token --ttl 8h "$@"); }
 DISTRICT=$(token --role supervisor)
 UNIT=$(token --role supervisor --unit market)
 CLERK=$(token --role clerk --unit market)
+CLERK_SMALL=$(token --role clerk --unit investment)
 ENTERPRISE=$(token --role enterprise --uscc 91310107MA0000004M)
 YEAR_FROM=$(date -u -d '365 days ago' +%Y-%m-%dT%H:%M:%SZ)
+# The second page of the market clerk's list: the first page's cursor.
+PAGE2=$(curl -s -H "Authorization: Bearer $CLERK" "http://127.0.0.1:$PORT/api/v1/requests?limit=20" | jq -r .next_cursor)
 cells=(
   "stats-unit DISTRICT /api/v1/sla/stats?group_by=unit"
   "stats-matter DISTRICT /api/v1/sla/stats?group_by=matter"
@@ -37,7 +41,15 @@ cells=(
   "stats-unit-supervisor UNIT /api/v1/sla/stats?group_by=matter"
   "requests-district DISTRICT /api/v1/requests?limit=20"
   "requests-district-status DISTRICT /api/v1/requests?limit=20&status=accepted"
+  "requests-district-delivered DISTRICT /api/v1/requests?limit=20&status=delivered"
+  "requests-district-submitted DISTRICT /api/v1/requests?limit=20&status=submitted"
+  "requests-district-unit DISTRICT /api/v1/requests?limit=20&unit=market"
   "requests-clerk CLERK /api/v1/requests?limit=20"
+  "requests-clerk-page2 CLERK /api/v1/requests?limit=20&cursor=$PAGE2"
+  "requests-clerk-submitted CLERK /api/v1/requests?limit=20&status=submitted"
+  "requests-clerk-completed CLERK /api/v1/requests?limit=20&status=completed"
+  "requests-clerk-small CLERK_SMALL /api/v1/requests?limit=20"
+  "requests-unit-supervisor UNIT /api/v1/requests?limit=20"
   "requests-enterprise ENTERPRISE /api/v1/requests?limit=20"
   "queue CLERK /api/v1/queue"
   "breaches-district DISTRICT /api/v1/sla/breaches"

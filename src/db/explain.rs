@@ -317,6 +317,14 @@ pub fn hot_lists(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec
             ),
         ),
         (
+            "requests: a clerk of tax, status=delivered",
+            list(
+                Scope::Unit(UnitCode::Tax),
+                filter(|f| f.status = Some("delivered".into())),
+                None,
+            ),
+        ),
+        (
             "requests: a clerk of tax, next page",
             list(
                 Scope::Unit(UnitCode::Tax),
@@ -349,8 +357,27 @@ pub fn hot_lists(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec
             ),
         ),
         (
+            "requests: a district supervisor, status=delivered",
+            list(
+                Scope::All,
+                filter(|f| f.status = Some("delivered".into())),
+                None,
+            ),
+        ),
+        (
             "requests: a district supervisor, unit=tax",
             list(Scope::All, filter(|f| f.unit = Some("tax".into())), None),
+        ),
+        (
+            "requests: a district supervisor, unit=tax, status=submitted",
+            list(
+                Scope::All,
+                filter(|f| {
+                    f.unit = Some("tax".into());
+                    f.status = Some("submitted".into());
+                }),
+                None,
+            ),
         ),
         (
             "requests: a district supervisor, category=license",

@@ -8,6 +8,7 @@
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{Bool, Text};
 
 use super::schema::{
     catalog_versions, clocks, idempotency_keys, materials, request_counters, requests,
@@ -603,6 +604,105 @@ pub struct Filters {
     pub id_prefix: Option<String>,
 }
 
+/// Statuses a request ends in. Nearly every request of a long history is in one of them, so
+/// they are common in any unit's share; the other statuses hold only the work under way.
+const SETTLED: [Status; 4] = [
+    Status::NotAccepted,
+    Status::Completed,
+    Status::Delivered,
+    Status::Withdrawn,
+];
+
+/// `EXISTS (a task of unit for this request)`: probed per request through
+/// `tasks_unit_request`. An `IN (SELECT request_id …)` instead makes SQLite build the list of
+/// all the unit's tasks (a big unit has hundreds of thousands) before the first row.
+fn has_task_of(unit: &str) -> HasTaskOf<'_> {
+    diesel::dsl::exists(
+        tasks::table
+            .filter(tasks::unit.eq(unit))
+            .filter(diesel::dsl::sql::<Bool>("tasks.request_id = requests.id")),
+    )
+}
+
+/// The type of [`has_task_of`].
+type HasTaskOf<'a> = diesel::dsl::exists<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<tasks::table, diesel::dsl::Eq<tasks::unit, &'a str>>,
+        diesel::expression::SqlLiteral<Bool>,
+    >,
+>;
+
+/// The request list as one unit's tasks give it (`unit`'s ids, newest first), when that is
+/// the cheap way in: the unit is the list's only restriction besides, at most, a settled
+/// status (see [`driven_by_unit_tasks`]).
+struct UnitTasks<'a> {
+    /// The unit whose tasks drive the list.
+    unit: &'a str,
+    /// The settled status the requests must be in, checked per request.
+    status: Option<&'a str>,
+}
+
+/// Whether the list is read from one unit's tasks backwards by request id (`tasks_unit_request`,
+/// stopping at the page or the cap) rather than from the requests: when a unit (the scope's, or
+/// `unit=`) is the only restriction, or comes with a settled status only. With no other
+/// restriction the unit's own task rows hold the answer; a settled status holds most requests,
+/// so few tasks are passed over. An open status is rare: the requests in it
+/// (`requests_status_id`) are fewer than the unit's tasks, and the list is read from them.
+fn driven_by_unit_tasks<'a>(scope: &'a Scope, f: &'a Filters) -> Option<UnitTasks<'a>> {
+    let unit = match (scope, &f.unit) {
+        (Scope::Unit(unit), None) if *unit != UnitCode::ServiceCenter => unit.as_str(),
+        (Scope::All, Some(unit)) => unit.as_str(),
+        _ => return None,
+    };
+    let Filters {
+        status,
+        matter: None,
+        category: None,
+        unit: _,
+        channel: None,
+        created_from: None,
+        created_to: None,
+        number: None,
+        id_prefix: None,
+    } = f
+    else {
+        return None;
+    };
+    let settled = |s: &str| SETTLED.iter().any(|settled| settled.as_str() == s);
+    match status {
+        None => Some(UnitTasks { unit, status: None }),
+        Some(status) if settled(status) => Some(UnitTasks {
+            unit,
+            status: Some(status),
+        }),
+        Some(_) => None,
+    }
+}
+
+impl<'a> UnitTasks<'a> {
+    /// The ids of the requests listed, newest first, after the cursor (one per request: a unit
+    /// may have several tasks in one).
+    fn request_ids(&self, after: Option<&'a str>) -> tasks::BoxedQuery<'a, Backend, Text> {
+        let mut ids = tasks::table
+            .filter(tasks::unit.eq(self.unit))
+            .select(tasks::request_id)
+            .distinct()
+            .order(tasks::request_id.desc())
+            .into_boxed();
+        if let Some(status) = self.status {
+            ids = ids.filter(diesel::dsl::exists(
+                requests::table
+                    .filter(requests::status.eq(status))
+                    .filter(diesel::dsl::sql::<Bool>("requests.id = tasks.request_id")),
+            ));
+        }
+        if let Some(after) = after {
+            ids = ids.filter(tasks::request_id.lt(after));
+        }
+        ids
+    }
+}
+
 fn filtered<'a>(scope: &'a Scope, f: &'a Filters) -> requests::BoxedQuery<'a, Backend> {
     let mut query = requests::table.into_boxed();
     match scope {
@@ -610,24 +710,11 @@ fn filtered<'a>(scope: &'a Scope, f: &'a Filters) -> requests::BoxedQuery<'a, Ba
         Scope::Unit(UnitCode::ServiceCenter) => {
             // The service centre also sees every returned request: it arbitrates them.
             query = query.filter(
-                requests::id
-                    .eq_any(
-                        tasks::table
-                            .filter(tasks::unit.eq(UnitCode::ServiceCenter.as_str()))
-                            .select(tasks::request_id),
-                    )
+                has_task_of(UnitCode::ServiceCenter.as_str())
                     .or(requests::status.eq(Status::Returned.as_str())),
             )
         }
-        Scope::Unit(unit) => {
-            query = query.filter(
-                requests::id.eq_any(
-                    tasks::table
-                        .filter(tasks::unit.eq(unit.as_str()))
-                        .select(tasks::request_id),
-                ),
-            )
-        }
+        Scope::Unit(unit) => query = query.filter(has_task_of(unit.as_str())),
         Scope::All => {}
     }
     if let Some(status) = &f.status {
@@ -652,13 +739,7 @@ fn filtered<'a>(scope: &'a Scope, f: &'a Filters) -> requests::BoxedQuery<'a, Ba
         );
     }
     if let Some(unit) = &f.unit {
-        query = query.filter(
-            requests::id.eq_any(
-                tasks::table
-                    .filter(tasks::unit.eq(unit))
-                    .select(tasks::request_id),
-            ),
-        );
+        query = query.filter(has_task_of(unit));
     }
     if let Some(channel) = &f.channel {
         query = query.filter(requests::channel.eq(channel));
@@ -679,7 +760,9 @@ fn filtered<'a>(scope: &'a Scope, f: &'a Filters) -> requests::BoxedQuery<'a, Ba
 }
 
 /// One page of requests, newest first, after the cursor (an id: keyset paging, no offset),
-/// with the total matching, counted up to [`TOTAL_CAP`].
+/// with the total matching, counted up to [`TOTAL_CAP`]. Read from one unit's tasks when that
+/// is the cheap way in ([`driven_by_unit_tasks`]), else from the requests; both give the same
+/// rows.
 pub fn list(
     conn: &mut DbConnection,
     scope: &Scope,
@@ -687,23 +770,38 @@ pub fn list(
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<(Vec<RequestRecord>, Total)> {
-    // In the page's order, so the count reads the same index range the pages do.
-    let total = count_up_to(
-        conn,
-        filtered(scope, filters)
-            .select(requests::id)
-            .order(requests::id.desc()),
-        TOTAL_CAP,
-    )?;
-    let mut page = filtered(scope, filters);
-    if let Some(after) = after {
-        page = page.filter(requests::id.lt(after));
-    }
-    let rows: Vec<RequestRow> = page
-        .order(requests::id.desc())
-        .limit(limit)
-        .select(RequestRow::as_select())
-        .load(conn)?;
+    let (total, rows) = match driven_by_unit_tasks(scope, filters) {
+        Some(unit_tasks) => {
+            // In the page's order, so the count reads the same index range the pages do.
+            let total = count_up_to(conn, unit_tasks.request_ids(None), TOTAL_CAP)?;
+            let ids: Vec<String> = unit_tasks.request_ids(after).limit(limit).load(conn)?;
+            let rows: Vec<RequestRow> = requests::table
+                .filter(requests::id.eq_any(&ids))
+                .order(requests::id.desc())
+                .select(RequestRow::as_select())
+                .load(conn)?;
+            (total, rows)
+        }
+        None => {
+            let total = count_up_to(
+                conn,
+                filtered(scope, filters)
+                    .select(requests::id)
+                    .order(requests::id.desc()),
+                TOTAL_CAP,
+            )?;
+            let mut page = filtered(scope, filters);
+            if let Some(after) = after {
+                page = page.filter(requests::id.lt(after));
+            }
+            let rows: Vec<RequestRow> = page
+                .order(requests::id.desc())
+                .limit(limit)
+                .select(RequestRow::as_select())
+                .load(conn)?;
+            (total, rows)
+        }
+    };
     Ok((with_parts(conn, rows)?, total))
 }
 

@@ -131,7 +131,81 @@ async fn a_long_list_counts_up_to_the_cap_and_says_so(app: &TestApp) {
     );
 }
 
+/// Every page of a list, `limit` at a time through the cursor, and its total.
+fn all_pages(
+    conn: &mut mashangban::db::DbConnection,
+    scope: &Scope,
+    filters: &Filters,
+    limit: i64,
+) -> (Vec<String>, Total) {
+    let (first, total) = requests::list(conn, scope, filters, None, limit).unwrap();
+    let mut ids: Vec<String> = first.iter().map(|r| r.request.id.clone()).collect();
+    let mut last = first.len() as i64;
+    while last == limit {
+        let after = ids.last().cloned();
+        let (page, again) = requests::list(conn, scope, filters, after.as_deref(), limit).unwrap();
+        assert_eq!(again, total, "the total does not move with the cursor");
+        ids.extend(page.iter().map(|r| r.request.id.clone()));
+        last = page.len() as i64;
+    }
+    (ids, total)
+}
+
+async fn a_unit_list_read_from_its_tasks_matches_the_one_read_from_the_requests(app: &TestApp) {
+    use diesel::RunQueryDsl;
+    let mut conn = connect(app);
+    explain::seed(&mut conn, 600).unwrap();
+    // Tax gets a second task in each of its requests and a co-task in each of market's: a
+    // request is listed once however many of the unit's tasks it holds.
+    for (prefix, from_unit) in [("seed-x", "tax"), ("seed-y", "market")] {
+        diesel::sql_query(format!(
+            "INSERT INTO tasks (id, request_id, unit, matter_code, category, role, status, \
+             created_at, special_procedure) SELECT '{prefix}' || id, request_id, 'tax', \
+             matter_code, category, 'co', status, created_at, special_procedure FROM tasks \
+             WHERE unit = '{from_unit}' AND id LIKE 'seed-%'"
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let tax_requests: Vec<String> = {
+        use diesel::prelude::*;
+        use mashangban::db::schema::tasks;
+        let mut ids: Vec<String> = tasks::table
+            .filter(tasks::unit.eq("tax"))
+            .select(tasks::request_id)
+            .distinct()
+            .load(&mut conn)
+            .unwrap();
+        ids.sort_by(|a, b| b.cmp(a));
+        ids
+    };
+    assert!(tax_requests.len() > 80, "{}", tax_requests.len());
+    // A created-from filter that every request passes makes the list read from the requests.
+    let from_the_requests = |mut filters: Filters| {
+        filters.created_from =
+            NaiveDate::from_ymd_opt(2000, 1, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
+        filters
+    };
+    for status in [None, Some("delivered"), Some("submitted")] {
+        for scope in [Scope::Unit(mashangban::domain::UnitCode::Tax), Scope::All] {
+            let filters = Filters {
+                status: status.map(str::to_string),
+                unit: (scope == Scope::All).then(|| "tax".to_string()),
+                ..Filters::default()
+            };
+            let read = all_pages(&mut conn, &scope, &filters, 7);
+            let reference = all_pages(&mut conn, &scope, &from_the_requests(filters.clone()), 7);
+            assert_eq!(read, reference, "{scope:?} {status:?}");
+            assert_eq!(read.1.count as usize, read.0.len(), "{scope:?} {status:?}");
+            if status.is_none() {
+                assert_eq!(read.0, tax_requests, "{scope:?}");
+            }
+        }
+    }
+}
+
 on_both_backends!(
     the_hot_lists_never_read_a_big_table_whole,
     a_long_list_counts_up_to_the_cap_and_says_so,
+    a_unit_list_read_from_its_tasks_matches_the_one_read_from_the_requests,
 );
