@@ -1764,49 +1764,30 @@ struct Waiting {
     n: i64,
 }
 
-/// Two PostgreSQL transactions add the first rating of the same day, unit, matter and level at
-/// once: both find no row to update, both insert; the second insert waits for the first
-/// transaction, fails on the key when it commits, and the second adds to the row instead. Both
-/// ratings count. (SQLite has one writer at a time: the race cannot happen there.)
-#[actix_web::test]
-#[cfg_attr(
-    not(postgres_tests),
-    ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time"
-)]
-async fn postgres_two_transactions_adding_the_same_new_rollup_row_both_count() {
+/// Runs `first` in a PostgreSQL transaction that stays open, then `second` in another, waits
+/// until the second waits on a lock the first holds, commits the first, and waits for both.
+/// Returns a third connection to look at the outcome.
+fn race_two_transactions(
+    app: &TestApp,
+    first: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<()> + Send + 'static,
+    second: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<()> + Send + 'static,
+) -> DbConnection {
     use std::sync::mpsc::channel;
 
-    let app = crate::helpers::spawn_postgres()
-        .await
-        .expect("MASHANGBAN_TEST_DATABASE_URL is set");
-    let rating = |request: &str| RatingRow {
-        request_id: request.into(),
-        uscc: "91310000MA1FL8TQ3X".into(),
-        level: 4,
-        comment: String::new(),
-        unit: "tax".into(),
-        matter: "tax.registration".into(),
-        created_at: now(),
-    };
-    let (first_rating, second_rating) = (rating("r-1"), rating("r-2"));
-    let (mut first, mut second, mut watcher) = (connect(&app), connect(&app), connect(&app));
-    let (inserted, first_inserted) = channel();
+    let (mut one, mut two, mut watcher) = (connect(app), connect(app), connect(app));
+    let (done, first_done) = channel();
     let (commit, may_commit) = channel::<()>();
     let first_thread = std::thread::spawn(move || {
-        write_transaction(&mut first, |conn| {
-            rollups::count_rating(conn, &first_rating)?;
-            inserted.send(()).unwrap();
+        write_transaction(&mut one, |conn| {
+            first(conn)?;
+            done.send(()).unwrap();
             may_commit.recv().unwrap();
             diesel::QueryResult::Ok(())
         })
     });
-    first_inserted.recv().unwrap();
-    let second_thread = std::thread::spawn(move || {
-        write_transaction(&mut second, |conn| {
-            rollups::count_rating(conn, &second_rating)
-        })
-    });
-    // The second insert waits on the first transaction's uncommitted key.
+    first_done.recv().unwrap();
+    let second_thread = std::thread::spawn(move || write_transaction(&mut two, second));
+    // The second waits on the first transaction's uncommitted key.
     loop {
         let waiting = diesel::sql_query(
             "SELECT COUNT(*) AS n FROM pg_stat_activity \
@@ -1822,6 +1803,37 @@ async fn postgres_two_transactions_adding_the_same_new_rollup_row_both_count() {
     commit.send(()).unwrap();
     first_thread.join().unwrap().unwrap();
     second_thread.join().unwrap().unwrap();
+    watcher
+}
+
+/// Two PostgreSQL transactions add the first rating of the same day, unit, matter and level at
+/// once: both find no row to update, both insert; the second insert waits for the first
+/// transaction, fails on the key when it commits, and the second adds to the row instead. Both
+/// ratings count. (SQLite has one writer at a time: the race cannot happen there.)
+#[actix_web::test]
+#[cfg_attr(
+    not(postgres_tests),
+    ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time"
+)]
+async fn postgres_two_transactions_adding_the_same_new_rollup_row_both_count() {
+    let app = crate::helpers::spawn_postgres()
+        .await
+        .expect("MASHANGBAN_TEST_DATABASE_URL is set");
+    let rating = |request: &str| RatingRow {
+        request_id: request.into(),
+        uscc: "91310000MA1FL8TQ3X".into(),
+        level: 4,
+        comment: String::new(),
+        unit: "tax".into(),
+        matter: "tax.registration".into(),
+        created_at: now(),
+    };
+    let (first_rating, second_rating) = (rating("r-1"), rating("r-2"));
+    let mut watcher = race_two_transactions(
+        &app,
+        move |conn| rollups::count_rating(conn, &first_rating),
+        move |conn| rollups::count_rating(conn, &second_rating),
+    );
     let rows: Vec<(String, String, String, i32, i64)> =
         rating_rollups::table.load(&mut watcher).unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");
@@ -1838,8 +1850,6 @@ async fn postgres_two_transactions_adding_the_same_new_rollup_row_both_count() {
     ignore = "needs MASHANGBAN_TEST_DATABASE_URL at build time"
 )]
 async fn postgres_two_transactions_stopping_clocks_of_the_same_new_rollup_rows_both_count() {
-    use std::sync::mpsc::channel;
-
     let app = crate::helpers::spawn_postgres()
         .await
         .expect("MASHANGBAN_TEST_DATABASE_URL is set");
@@ -1865,38 +1875,11 @@ async fn postgres_two_transactions_stopping_clocks_of_the_same_new_rollup_rows_b
         row
     };
     let (first_clock, second_clock) = (stopped("r-1", 30), stopped("r-2", 1000));
-    let (mut first, mut second, mut watcher) = (connect(&app), connect(&app), connect(&app));
-    let (inserted, first_inserted) = channel();
-    let (commit, may_commit) = channel::<()>();
-    let first_thread = std::thread::spawn(move || {
-        write_transaction(&mut first, |conn| {
-            rollups::count_stopped(conn, &first_clock)?;
-            inserted.send(()).unwrap();
-            may_commit.recv().unwrap();
-            diesel::QueryResult::Ok(())
-        })
-    });
-    first_inserted.recv().unwrap();
-    let second_thread = std::thread::spawn(move || {
-        write_transaction(&mut second, |conn| {
-            rollups::count_stopped(conn, &second_clock)
-        })
-    });
-    loop {
-        let waiting = diesel::sql_query(
-            "SELECT COUNT(*) AS n FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .get_result::<Waiting>(&mut watcher)
-        .unwrap();
-        if waiting.n > 0 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    commit.send(()).unwrap();
-    first_thread.join().unwrap().unwrap();
-    second_thread.join().unwrap().unwrap();
+    let mut watcher = race_two_transactions(
+        &app,
+        move |conn| rollups::count_stopped(conn, &first_clock),
+        move |conn| rollups::count_stopped(conn, &second_clock),
+    );
     let (days, months, _, _) = rollup_rows(&mut watcher);
     for rows in [days, months] {
         assert_eq!(rows.len(), 1, "{rows:?}");
