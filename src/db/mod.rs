@@ -131,13 +131,22 @@ pub fn establish(
 
 /// libpq waits for the OS TCP timeout unless told otherwise; add `connect_timeout` when the
 /// URL does not set one, so an unreachable server fails within the configured time.
+///
+/// Also `gssencmode=disable` unless the URL names one: libpq's default (`prefer`) looks for a
+/// Kerberos ticket at every connect to try GSSAPI encryption, and libkrb5 can abort the process
+/// at exit (`k5_mutex_lock` assertion) while another thread still connects. Kerberos
+/// *authentication* is unaffected; transport encryption is TLS (`sslmode`).
 fn establish_pg_with_timeout(url: &str, timeout_secs: u64) -> Result<PgConnection, String> {
-    let url = if url.contains("connect_timeout=") {
-        url.to_string()
-    } else {
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}connect_timeout={timeout_secs}")
-    };
+    let mut url = url.to_string();
+    for (name, default) in [
+        ("connect_timeout", timeout_secs.to_string()),
+        ("gssencmode", "disable".to_string()),
+    ] {
+        if !url.contains(&format!("{name}=")) {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            url = format!("{url}{sep}{name}={default}");
+        }
+    }
     PgConnection::establish(&url).map_err(|e| one_line(&e.to_string()))
 }
 
