@@ -137,6 +137,12 @@ pub fn establish(
 /// at exit (`k5_mutex_lock` assertion) while another thread still connects. Kerberos
 /// *authentication* is unaffected; transport encryption is TLS (`sslmode`).
 fn establish_pg_with_timeout(url: &str, timeout_secs: u64) -> Result<PgConnection, String> {
+    PgConnection::establish(&pg_url_with_defaults(url, timeout_secs))
+        .map_err(|e| one_line(&e.to_string()))
+}
+
+/// `url` with `connect_timeout` and `gssencmode` added where it does not name them.
+fn pg_url_with_defaults(url: &str, timeout_secs: u64) -> String {
     let mut url = url.to_string();
     for (name, default) in [
         ("connect_timeout", timeout_secs.to_string()),
@@ -147,7 +153,7 @@ fn establish_pg_with_timeout(url: &str, timeout_secs: u64) -> Result<PgConnectio
             url = format!("{url}{sep}{name}={default}");
         }
     }
-    PgConnection::establish(&url).map_err(|e| one_line(&e.to_string()))
+    url
 }
 
 /// Driver messages span lines (libpq adds hints); start-up errors must be one line.
@@ -469,6 +475,23 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_postgres_url_gets_a_connect_timeout_and_no_kerberos_probe_unless_it_names_them() {
+        let base = "postgres://u@h:5432/db";
+        assert_eq!(
+            pg_url_with_defaults(base, 5),
+            "postgres://u@h:5432/db?connect_timeout=5&gssencmode=disable"
+        );
+        assert_eq!(
+            pg_url_with_defaults("postgres://u@h/db?sslmode=require&gssencmode=prefer", 7),
+            "postgres://u@h/db?sslmode=require&gssencmode=prefer&connect_timeout=7"
+        );
+        assert_eq!(
+            pg_url_with_defaults("postgres://u@h/db?connect_timeout=2", 7),
+            "postgres://u@h/db?connect_timeout=2&gssencmode=disable"
+        );
+    }
     use crate::config::Settings;
 
     fn sqlite_settings(dir: &tempfile::TempDir) -> DatabaseSettings {
