@@ -519,7 +519,7 @@ fn spans(first: NaiveDate, end: NaiveDate) -> Spans {
     while next_month(month_end) <= end {
         month_end = next_month(month_end);
     }
-    if month_end == month_start || month_start >= end {
+    if month_end == month_start {
         return Spans {
             days: vec![(rollups::day_key(first), rollups::day_key(end))],
             months: None,
